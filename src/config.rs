@@ -1,0 +1,435 @@
+//! Every setting of the service in one place, parsed and checked.
+//!
+//! [`SETTINGS`] is the single list of settings: the binary builds its clap
+//! flags from it (each flag also reads its environment variable), the README
+//! documents it, and [`Config::from_lookup`] parses it. A bad value becomes a
+//! [`ConfigError`] whose one-line message names the variable, the value and
+//! what is allowed.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::snapshot::Mode;
+
+/// One setting: its environment variable, its command-line flag and its help.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Environment variable, e.g. `BQ_CACHE_TTL_MS`. Also the clap argument id.
+    pub env: &'static str,
+    /// Long flag without dashes, e.g. `ttl-ms`.
+    pub flag: &'static str,
+    /// Default as shown to people (`None` when unset means "off").
+    pub default: Option<&'static str>,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+/// Environment variable names, so code never spells them twice.
+pub mod vars {
+    /// API listen address.
+    pub const LISTEN: &str = "WARMCACHE_LISTEN";
+    /// `auto`, `live` or `mock`.
+    pub const MODE: &str = "WARMCACHE_MODE";
+    /// Google Cloud project; its presence selects live mode under `auto`.
+    pub const BQ_PROJECT_ID: &str = "BQ_PROJECT_ID";
+    /// Snapshot refresh period in milliseconds.
+    pub const TTL_MS: &str = "BQ_CACHE_TTL_MS";
+    /// Time bound of one refresh in milliseconds.
+    pub const REFRESH_TIMEOUT_MS: &str = "WARMCACHE_REFRESH_TIMEOUT_MS";
+    /// Random spread of the refresh period, as a fraction.
+    pub const REFRESH_JITTER: &str = "WARMCACHE_REFRESH_JITTER";
+    /// Data age after which the service reports itself not ready.
+    pub const MAX_STALENESS_MS: &str = "WARMCACHE_MAX_STALENESS_MS";
+    /// Seed of the mock data.
+    pub const MOCK_SEED: &str = "WARMCACHE_MOCK_SEED";
+    /// `text` or `json`.
+    pub const LOG_FORMAT: &str = "WARMCACHE_LOG_FORMAT";
+}
+
+/// All settings, in the order `--help` and the README show them.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        env: vars::LISTEN,
+        flag: "listen",
+        default: Some("127.0.0.1:8080"),
+        help: "Address the HTTP API listens on (port 0 picks a free port)",
+    },
+    Setting {
+        env: vars::MODE,
+        flag: "mode",
+        default: Some("auto"),
+        help: "Data source: auto (live when BQ_PROJECT_ID is set, else mock), live or mock",
+    },
+    Setting {
+        env: vars::BQ_PROJECT_ID,
+        flag: "bq-project-id",
+        default: None,
+        help: "Google Cloud project to query; setting it selects live mode under --mode auto",
+    },
+    Setting {
+        env: vars::TTL_MS,
+        flag: "ttl-ms",
+        default: Some("30000"),
+        help: "Snapshot refresh period in milliseconds (1000 to 86400000)",
+    },
+    Setting {
+        env: vars::REFRESH_TIMEOUT_MS,
+        flag: "refresh-timeout-ms",
+        default: Some("10000"),
+        help: "Time bound of one refresh in milliseconds (100 to 600000)",
+    },
+    Setting {
+        env: vars::REFRESH_JITTER,
+        flag: "refresh-jitter",
+        default: Some("0.1"),
+        help: "Random spread of each refresh period, as a fraction (0 to 0.5)",
+    },
+    Setting {
+        env: vars::MAX_STALENESS_MS,
+        flag: "max-staleness-ms",
+        default: Some("4 x BQ_CACHE_TTL_MS"),
+        help: "Data age in milliseconds after which /readyz answers 503 (at least the TTL)",
+    },
+    Setting {
+        env: vars::MOCK_SEED,
+        flag: "mock-seed",
+        default: Some("42"),
+        help: "Seed of the generated mock data (any unsigned 64-bit number)",
+    },
+    Setting {
+        env: vars::LOG_FORMAT,
+        flag: "log-format",
+        default: Some("text"),
+        help: "Log format: text or json (filter with RUST_LOG, default info)",
+    },
+];
+
+const MAX_TTL_MS: u64 = 86_400_000;
+const MAX_STALENESS_LIMIT_MS: u64 = 7 * MAX_TTL_MS;
+
+/// A setting whose value cannot be used. `Display` is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {name}={value:?}: expected {expected}")]
+pub struct ConfigError {
+    /// The environment variable (or builder setting) at fault.
+    pub name: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// What is allowed, in words.
+    pub expected: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        name: &'static str,
+        value: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
+        Self {
+            name,
+            value: value.into(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// Which source the service should use, before `auto` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModeSetting {
+    Auto,
+    Live,
+    Mock,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Timing of the snapshot refresher.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RefreshConfig {
+    /// Refresh period (`BQ_CACHE_TTL_MS`); also the snapshot's lifetime.
+    pub ttl: Duration,
+    /// Time bound of one fetch.
+    pub timeout: Duration,
+    /// Each period is multiplied by a random factor in `1 ± jitter`.
+    pub jitter: f64,
+}
+
+/// The validated configuration of the reference service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// API listen address.
+    pub listen: SocketAddr,
+    /// Resolved data source mode.
+    pub mode: Mode,
+    /// Google Cloud project for live mode.
+    pub bq_project_id: Option<String>,
+    /// Refresher timing.
+    pub refresh: RefreshConfig,
+    /// Data age after which the service is not ready.
+    pub max_staleness: Duration,
+    /// Seed of the mock data.
+    pub mock_seed: u64,
+    /// Log output format.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads every setting from the process environment.
+    ///
+    /// # Errors
+    /// The first setting with a bad value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every setting through `lookup` (environment variable name to
+    /// value). Empty values count as unset.
+    ///
+    /// # Errors
+    /// The first setting with a bad value.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let listen = match get(vars::LISTEN) {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    vars::LISTEN,
+                    &v,
+                    "an IP address and port such as 127.0.0.1:8080",
+                )
+            })?,
+        };
+        let bq_project_id = get(vars::BQ_PROJECT_ID).map(|v| v.trim().to_owned());
+        let mode = match get(vars::MODE).as_deref().map(str::trim) {
+            None | Some("auto") => ModeSetting::Auto,
+            Some("live") => ModeSetting::Live,
+            Some("mock") => ModeSetting::Mock,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    vars::MODE,
+                    other,
+                    "one of auto, live, mock",
+                ));
+            }
+        };
+        let mode = match (mode, &bq_project_id) {
+            (ModeSetting::Mock, _) | (ModeSetting::Auto, None) => Mode::Mock,
+            (ModeSetting::Auto | ModeSetting::Live, Some(_)) => Mode::Live,
+            (ModeSetting::Live, None) => {
+                return Err(ConfigError::new(
+                    vars::MODE,
+                    "live",
+                    "mock or auto while BQ_PROJECT_ID is unset (live mode needs a project)",
+                ));
+            }
+        };
+
+        let ttl_ms = parse_ms(get(vars::TTL_MS), vars::TTL_MS, 30_000, 1_000, MAX_TTL_MS)?;
+        let timeout_ms = parse_ms(
+            get(vars::REFRESH_TIMEOUT_MS),
+            vars::REFRESH_TIMEOUT_MS,
+            10_000,
+            100,
+            600_000,
+        )?;
+        let jitter = match get(vars::REFRESH_JITTER) {
+            None => 0.1,
+            Some(v) => parse_jitter(vars::REFRESH_JITTER, &v)?,
+        };
+        let default_staleness = ttl_ms.saturating_mul(4).min(MAX_STALENESS_LIMIT_MS);
+        let staleness_ms = parse_ms(
+            get(vars::MAX_STALENESS_MS),
+            vars::MAX_STALENESS_MS,
+            default_staleness,
+            ttl_ms,
+            MAX_STALENESS_LIMIT_MS,
+        )?;
+        let mock_seed = match get(vars::MOCK_SEED) {
+            None => 42,
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    vars::MOCK_SEED,
+                    &v,
+                    "a whole number from 0 to 18446744073709551615",
+                )
+            })?,
+        };
+        let log_format = match get(vars::LOG_FORMAT).as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(ConfigError::new(vars::LOG_FORMAT, other, "text or json")),
+        };
+
+        Ok(Self {
+            listen,
+            mode,
+            bq_project_id,
+            refresh: RefreshConfig {
+                ttl: Duration::from_millis(ttl_ms),
+                timeout: Duration::from_millis(timeout_ms),
+                jitter,
+            },
+            max_staleness: Duration::from_millis(staleness_ms),
+            mock_seed,
+            log_format,
+        })
+    }
+}
+
+/// Parses a whole number of milliseconds in `min..=max`.
+fn parse_ms(
+    value: Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    let expected = || format!("a whole number of milliseconds from {min} to {max}");
+    match value.trim().parse::<u64>() {
+        Ok(ms) if (min..=max).contains(&ms) => Ok(ms),
+        _ => Err(ConfigError::new(name, value, expected())),
+    }
+}
+
+/// Parses a jitter fraction in `0..=0.5`.
+pub(crate) fn parse_jitter(name: &'static str, value: &str) -> Result<f64, ConfigError> {
+    match value.trim().parse::<f64>() {
+        Ok(j) if (0.0..=0.5).contains(&j) => Ok(j),
+        _ => Err(ConfigError::new(
+            name,
+            value,
+            "a fraction from 0 to 0.5, such as 0.1",
+        )),
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_give_mock_mode_on_localhost() {
+        let config = parse(&[]).expect("defaults are valid");
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(config.mode, Mode::Mock);
+        assert_eq!(config.refresh.ttl, Duration::from_secs(30));
+        assert_eq!(config.refresh.timeout, Duration::from_secs(10));
+        assert!((config.refresh.jitter - 0.1).abs() < f64::EPSILON);
+        assert_eq!(config.max_staleness, Duration::from_secs(120));
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn project_id_selects_live_mode_unless_mock_is_forced() {
+        let live = parse(&[(vars::BQ_PROJECT_ID, "acme-prod")]).expect("valid");
+        assert_eq!(live.mode, Mode::Live);
+        assert_eq!(live.bq_project_id.as_deref(), Some("acme-prod"));
+        let forced =
+            parse(&[(vars::BQ_PROJECT_ID, "acme-prod"), (vars::MODE, "mock")]).expect("valid");
+        assert_eq!(forced.mode, Mode::Mock);
+    }
+
+    #[test]
+    fn staleness_default_follows_the_ttl() {
+        let config = parse(&[(vars::TTL_MS, "5000")]).expect("valid");
+        assert_eq!(config.max_staleness, Duration::from_secs(20));
+    }
+
+    fn assert_rejected(name: &'static str, value: &str, expected_words: &str) {
+        let err = parse(&[(name, value)]).expect_err("must be rejected");
+        assert_eq!(err.name, name);
+        assert_eq!(err.value, value);
+        let line = err.to_string();
+        assert!(!line.contains('\n'), "one line: {line}");
+        assert!(line.contains(name) && line.contains(value), "{line}");
+        assert!(line.contains(expected_words), "{line}");
+    }
+
+    #[test]
+    fn ttl_rejects_non_numbers_zero_negatives_and_absurd_values() {
+        for bad in [
+            "abc",
+            "0",
+            "-5",
+            "999",
+            "86400001",
+            "99999999999999999999999",
+            "1.5e3",
+        ] {
+            assert_rejected(vars::TTL_MS, bad, "from 1000 to 86400000");
+        }
+    }
+
+    #[test]
+    fn timeout_jitter_and_staleness_are_bounded() {
+        assert_rejected(vars::REFRESH_TIMEOUT_MS, "0", "from 100 to 600000");
+        assert_rejected(vars::REFRESH_TIMEOUT_MS, "ten", "from 100 to 600000");
+        assert_rejected(vars::REFRESH_JITTER, "0.9", "from 0 to 0.5");
+        assert_rejected(vars::REFRESH_JITTER, "-0.1", "from 0 to 0.5");
+        assert_rejected(vars::REFRESH_JITTER, "NaN", "from 0 to 0.5");
+        // Staleness below the TTL would make a healthy service flap.
+        assert_rejected(vars::MAX_STALENESS_MS, "1000", "from 30000 to");
+    }
+
+    #[test]
+    fn unknown_words_are_rejected() {
+        assert_rejected(vars::MODE, "bigquery", "auto, live, mock");
+        assert_rejected(vars::LOG_FORMAT, "xml", "text or json");
+        assert_rejected(vars::LISTEN, "localhost", "IP address and port");
+        assert_rejected(vars::MOCK_SEED, "-1", "whole number");
+    }
+
+    #[test]
+    fn live_mode_without_a_project_is_rejected() {
+        assert_rejected(vars::MODE, "live", "BQ_PROJECT_ID");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let config = parse(&[(vars::TTL_MS, ""), (vars::MODE, " ")]).expect("valid");
+        assert_eq!(config.refresh.ttl, Duration::from_secs(30));
+        assert_eq!(config.mode, Mode::Mock);
+    }
+
+    #[test]
+    fn every_setting_has_a_distinct_env_and_flag() {
+        let mut envs: Vec<_> = SETTINGS.iter().map(|s| s.env).collect();
+        let mut flags: Vec<_> = SETTINGS.iter().map(|s| s.flag).collect();
+        envs.sort_unstable();
+        envs.dedup();
+        flags.sort_unstable();
+        flags.dedup();
+        assert_eq!(envs.len(), SETTINGS.len());
+        assert_eq!(flags.len(), SETTINGS.len());
+    }
+}

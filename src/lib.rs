@@ -1,0 +1,45 @@
+//! warmcache keeps BigQuery-backed dashboard data warm in process memory.
+//!
+//! A [`Snapshot`] (dashboard, historical, products, refresh times, last error,
+//! mode) lives in a [`SnapshotCache`], a lock-free `ArcSwap` cell. A
+//! [`Refresher`] task replaces it every TTL from a [`SnapshotSource`]
+//! ([`MockSource`] for development); readers never wait and never query.
+//! Each section is rendered to JSON once per refresh, with an ETag, so the
+//! [`service`] serves it without serializing.
+//!
+//! ```
+//! use std::time::Duration;
+//! use warmcache::{Mode, MockSource, Refresher, SnapshotCache};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cache = SnapshotCache::new(Mode::Mock);
+//! let refresher = Refresher::builder()
+//!     .ttl(Duration::from_secs(30))
+//!     .spawn(MockSource::new(42), cache.clone())?;
+//!
+//! // Wait for the first load (normally the service just starts serving 503s).
+//! refresher.refresh_now().await?;
+//!
+//! let snapshot = cache.load(); // never blocks
+//! let sections = snapshot.data.as_ref().expect("loaded");
+//! assert_eq!(sections.products.value().items.len(), 500);
+//! assert!(sections.dashboard.body().starts_with(b"{"));
+//! refresher.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+pub mod data;
+mod refresher;
+mod rng;
+pub mod service;
+mod snapshot;
+mod source;
+
+pub use config::{Config, ConfigError, LogFormat, RefreshConfig, SETTINGS, Setting, vars};
+pub use data::SnapshotData;
+pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
+pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};
+pub use source::{MockSource, SnapshotSource, SourceError};

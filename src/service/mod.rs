@@ -1,0 +1,138 @@
+//! The axum reference service: routes, state, start-up and graceful shutdown.
+//!
+//! [`app`] builds the router from an [`AppState`] (tests call it without a
+//! socket); [`run`] wires a whole service from a [`Config`]: source,
+//! refresher, listener, and shutdown on a signal.
+
+mod baseline;
+mod error;
+mod health;
+pub mod shutdown;
+mod snapshot_routes;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::Method;
+use axum::http::Uri;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+use crate::config::{Config, ConfigError};
+use crate::refresher::Refresher;
+use crate::snapshot::{Mode, SnapshotCache};
+use crate::source::MockSource;
+
+/// What every handler can reach. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The snapshot readers load from.
+    pub snapshots: SnapshotCache,
+    /// Refresh period, shown by `/snapshot`.
+    pub ttl: Duration,
+    /// Data older than this makes `/readyz` answer 503.
+    pub max_staleness: Duration,
+}
+
+/// The router of the reference service.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/dashboard", get(snapshot_routes::dashboard))
+        .route("/historical", get(snapshot_routes::historical))
+        .route("/products", get(snapshot_routes::products))
+        .route("/snapshot", get(snapshot_routes::status))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_owned())
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// Why the service could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Live mode was selected but this build has no BigQuery source yet.
+    #[error(
+        "live mode (BQ_PROJECT_ID is set) needs the BigQuery source, which this build does not include yet; unset BQ_PROJECT_ID or set WARMCACHE_MODE=mock"
+    )]
+    LiveModeUnavailable,
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(#[from] io::Error),
+}
+
+/// Extra routes for measurements; off in normal runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Adds `GET /_bench/constant`: a constant body the size of the
+    /// dashboard, the baseline of `benches/http_load.sh`.
+    pub bench_baseline: bool,
+}
+
+/// Runs the service until `shutdown` resolves, then finishes in-flight
+/// requests and stops the refresher.
+///
+/// # Errors
+/// A start-up failure, or an I/O error of the server.
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let source = match config.mode {
+        Mode::Mock => MockSource::new(config.mock_seed),
+        Mode::Live => return Err(StartupError::LiveModeUnavailable),
+    };
+    let snapshots = SnapshotCache::new(config.mode);
+    let refresher = Refresher::builder()
+        .config(&config.refresh)
+        .spawn(source, snapshots.clone())?;
+    let state = AppState {
+        snapshots,
+        ttl: config.refresh.ttl,
+        max_staleness: config.max_staleness,
+    };
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let mut router = app(state.clone());
+    if options.bench_baseline {
+        router = router.merge(baseline::router(state));
+    }
+    tracing::info!(mode = %config.mode, ttl_ms = config.refresh.ttl.as_millis() as u64, "listening on http://{addr}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    refresher.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}

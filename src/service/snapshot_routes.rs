@@ -1,0 +1,106 @@
+//! `GET /dashboard`, `/historical`, `/products` and `/snapshot`.
+//!
+//! The data routes serve the bodies rendered at refresh time: a request
+//! loads the current snapshot (no lock, no wait), clones a `Bytes` handle and
+//! sets `ETag`, `Cache-Control: max-age=<seconds until expiry>` and `Age`.
+//! A matching `If-None-Match` gets `304 Not Modified`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::snapshot::{Section, Sections};
+
+static JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json");
+
+pub(super) async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    serve_section(&state, &headers, |s| &s.dashboard)
+}
+
+pub(super) async fn historical(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    serve_section(&state, &headers, |s| &s.historical)
+}
+
+pub(super) async fn products(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    serve_section(&state, &headers, |s| &s.products)
+}
+
+/// Serves one pre-rendered section of the current snapshot.
+fn serve_section<T>(
+    state: &AppState,
+    request: &HeaderMap,
+    pick: impl Fn(&Sections) -> &Section<T>,
+) -> Response {
+    let snapshot = state.snapshots.load();
+    let Some(sections) = snapshot.data.as_deref() else {
+        let last_error = snapshot.last_error.as_ref().map(|e| e.message.to_string());
+        return ApiError::SnapshotNotLoaded { last_error }.into_response();
+    };
+    let section = pick(sections);
+    let max_age = sections.expires_at.remaining().as_secs();
+    let age = sections.refreshed_at.age().as_secs();
+
+    let not_modified = if_none_match(request, section.etag());
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Response::new(Body::from(section.body().clone()))
+    };
+    let headers = response.headers_mut();
+    if !not_modified {
+        headers.insert(header::CONTENT_TYPE, JSON_CONTENT_TYPE.clone());
+    }
+    headers.insert(header::ETAG, section.etag().clone());
+    headers.insert(header::AGE, HeaderValue::from(age));
+    if let Ok(value) = HeaderValue::try_from(format!("max-age={max_age}")) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    response
+}
+
+/// Whether `If-None-Match` names `etag` (weak comparison, `*` matches all).
+fn if_none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    let etag = etag.as_bytes();
+    request.get_all(header::IF_NONE_MATCH).iter().any(|value| {
+        value.to_str().is_ok_and(|list| {
+            list.split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).as_bytes() == etag)
+        })
+    })
+}
+
+/// `GET /snapshot`: mode, times, age and last error, for people and probes.
+pub(super) async fn status(State(state): State<AppState>) -> Response {
+    let snapshot = state.snapshots.load();
+    let data = snapshot.data.as_deref();
+    let section = |s: Option<(&HeaderValue, usize)>| {
+        s.map(|(etag, bytes)| json!({ "etag": etag.to_str().unwrap_or(""), "bytes": bytes }))
+    };
+    let body = json!({
+        "mode": snapshot.mode,
+        "loaded": data.is_some(),
+        "ready": snapshot.is_fresh_within(state.max_staleness),
+        "generation": data.map(|d| d.generation),
+        "refreshedAt": data.map(|d| d.refreshed_at),
+        "expiresAt": data.map(|d| d.expires_at),
+        "ageSeconds": snapshot.age().map(|a| a.as_secs_f64()),
+        "ttlSeconds": state.ttl.as_secs_f64(),
+        "maxStalenessSeconds": state.max_staleness.as_secs_f64(),
+        "lastError": snapshot.last_error.as_ref().map(|e| json!({
+            "message": &*e.message,
+            "at": e.at,
+            "consecutiveFailures": e.consecutive_failures,
+        })),
+        "sections": {
+            "dashboard": section(data.map(|d| (d.dashboard.etag(), d.dashboard.body().len()))),
+            "historical": section(data.map(|d| (d.historical.etag(), d.historical.body().len()))),
+            "products": section(data.map(|d| (d.products.etag(), d.products.body().len()))),
+        },
+    });
+    Json(body).into_response()
+}
