@@ -43,3 +43,8 @@ pub use data::SnapshotData;
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
 pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};
 pub use source::{MockSource, SnapshotSource, SourceError};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,16 @@
+//! The README documents every setting the binary accepts.
+
+use warmcache::SETTINGS;
+
+#[test]
+fn readme_configuration_table_lists_every_setting() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    for setting in SETTINGS {
+        let row = format!("| `{}` | `--{}` |", setting.env, setting.flag);
+        assert!(
+            readme.contains(&row),
+            "README.md has no configuration row starting {row}"
+        );
+    }
+}
