@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::redis::RedisConfig;
 use crate::snapshot::Mode;
 
 /// One setting: its environment variable, its command-line flag and its help.
@@ -17,8 +18,9 @@ use crate::snapshot::Mode;
 pub struct Setting {
     /// Environment variable, e.g. `BQ_CACHE_TTL_MS`. Also the clap argument id.
     pub env: &'static str,
-    /// Long flag without dashes, e.g. `ttl-ms`.
-    pub flag: &'static str,
+    /// Long flag without dashes, e.g. `ttl-ms`; `None` for secrets, which
+    /// must not appear on a command line (`ps` shows it to everyone).
+    pub flag: Option<&'static str>,
     /// Default as shown to people (`None` when unset means "off").
     pub default: Option<&'static str>,
     /// One line of help.
@@ -45,63 +47,133 @@ pub mod vars {
     pub const MOCK_SEED: &str = "WARMCACHE_MOCK_SEED";
     /// `text` or `json`.
     pub const LOG_FORMAT: &str = "WARMCACHE_LOG_FORMAT";
+    /// L1 budget per keyspace, in bytes.
+    pub const L1_MAX_BYTES: &str = "WARMCACHE_L1_MAX_BYTES";
+    /// Upper bound of an L1 entry's life, in milliseconds.
+    pub const L1_TTL_MS: &str = "WARMCACHE_L1_TTL_MS";
 }
 
 /// All settings, in the order `--help` and the README show them.
 pub const SETTINGS: &[Setting] = &[
     Setting {
         env: vars::LISTEN,
-        flag: "listen",
+        flag: Some("listen"),
         default: Some("127.0.0.1:8080"),
         help: "Address the HTTP API listens on (port 0 picks a free port)",
     },
     Setting {
         env: vars::MODE,
-        flag: "mode",
+        flag: Some("mode"),
         default: Some("auto"),
         help: "Data source: auto (live when BQ_PROJECT_ID is set, else mock), live or mock",
     },
     Setting {
         env: vars::BQ_PROJECT_ID,
-        flag: "bq-project-id",
+        flag: Some("bq-project-id"),
         default: None,
         help: "Google Cloud project to query; setting it selects live mode under --mode auto",
     },
     Setting {
         env: vars::TTL_MS,
-        flag: "ttl-ms",
+        flag: Some("ttl-ms"),
         default: Some("30000"),
         help: "Snapshot refresh period in milliseconds (1000 to 86400000)",
     },
     Setting {
         env: vars::REFRESH_TIMEOUT_MS,
-        flag: "refresh-timeout-ms",
+        flag: Some("refresh-timeout-ms"),
         default: Some("10000"),
         help: "Time bound of one refresh in milliseconds (100 to 600000)",
     },
     Setting {
         env: vars::REFRESH_JITTER,
-        flag: "refresh-jitter",
+        flag: Some("refresh-jitter"),
         default: Some("0.1"),
         help: "Random spread of each refresh period, as a fraction (0 to 0.5)",
     },
     Setting {
         env: vars::MAX_STALENESS_MS,
-        flag: "max-staleness-ms",
+        flag: Some("max-staleness-ms"),
         default: Some("4 x BQ_CACHE_TTL_MS"),
         help: "Data age in milliseconds after which /readyz answers 503 (at least the TTL)",
     },
     Setting {
         env: vars::MOCK_SEED,
-        flag: "mock-seed",
+        flag: Some("mock-seed"),
         default: Some("42"),
         help: "Seed of the generated mock data (any unsigned 64-bit number)",
     },
     Setting {
         env: vars::LOG_FORMAT,
-        flag: "log-format",
+        flag: Some("log-format"),
         default: Some("text"),
         help: "Log format: text or json (filter with RUST_LOG, default info)",
+    },
+    Setting {
+        env: vars::L1_MAX_BYTES,
+        flag: Some("l1-max-bytes"),
+        default: Some("33554432"),
+        help: "In-process (L1) budget of each keyed cache, in bytes (0 to 17179869184)",
+    },
+    Setting {
+        env: vars::L1_TTL_MS,
+        flag: Some("l1-ttl-ms"),
+        default: Some("60000"),
+        help: "Longest life of an L1 entry in milliseconds (also bounded by the key's Redis TTL)",
+    },
+    Setting {
+        env: "REDIS_HOST",
+        flag: Some("redis-host"),
+        default: Some("127.0.0.1"),
+        help: "Redis host name or IP address",
+    },
+    Setting {
+        env: "REDIS_PORT",
+        flag: Some("redis-port"),
+        default: Some("6379"),
+        help: "Redis port",
+    },
+    Setting {
+        env: "REDIS_USERNAME",
+        flag: Some("redis-username"),
+        default: None,
+        help: "Redis ACL user",
+    },
+    Setting {
+        env: "REDIS_PASSWORD",
+        flag: None,
+        default: None,
+        help: "Redis password (environment only; never logged)",
+    },
+    Setting {
+        env: "REDIS_USE_TLS",
+        flag: Some("redis-use-tls"),
+        default: Some("false"),
+        help: "Connect to Redis with TLS: true or false",
+    },
+    Setting {
+        env: "REDIS_TLS_CA_FILE",
+        flag: Some("redis-tls-ca-file"),
+        default: None,
+        help: "PEM file of the CA of the Redis server certificate (default: the system roots)",
+    },
+    Setting {
+        env: "REDIS_DB",
+        flag: Some("redis-db"),
+        default: Some("0"),
+        help: "Redis database number, 0 to 15",
+    },
+    Setting {
+        env: "REDIS_TIMEOUT_MS",
+        flag: Some("redis-timeout-ms"),
+        default: Some("250"),
+        help: "Time bound of every Redis operation in milliseconds (10 to 60000)",
+    },
+    Setting {
+        env: "REDIS_CONNECT_TIMEOUT_MS",
+        flag: Some("redis-connect-timeout-ms"),
+        default: Some("1000"),
+        help: "Time bound of one Redis connection attempt in milliseconds (10 to 60000)",
     },
 ];
 
@@ -179,6 +251,12 @@ pub struct Config {
     pub mock_seed: u64,
     /// Log output format.
     pub log_format: LogFormat,
+    /// The Redis server of the keyed caches.
+    pub redis: RedisConfig,
+    /// L1 budget of each keyed cache, in bytes.
+    pub l1_max_bytes: u64,
+    /// Upper bound of an L1 entry's life.
+    pub l1_ttl: Duration,
 }
 
 impl Config {
@@ -269,7 +347,26 @@ impl Config {
             Some(other) => return Err(ConfigError::new(vars::LOG_FORMAT, other, "text or json")),
         };
 
+        let l1_max_bytes = match get(vars::L1_MAX_BYTES) {
+            None => crate::tier::DEFAULT_L1_MAX_BYTES,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n <= 16 << 30 => n,
+                _ => {
+                    return Err(ConfigError::new(
+                        vars::L1_MAX_BYTES,
+                        v,
+                        "a number of bytes from 0 to 17179869184",
+                    ));
+                }
+            },
+        };
+        let l1_ttl_ms = parse_ms(get(vars::L1_TTL_MS), vars::L1_TTL_MS, 60_000, 1, MAX_TTL_MS)?;
+        let redis = RedisConfig::from_lookup(&lookup)?;
+
         Ok(Self {
+            redis,
+            l1_max_bytes,
+            l1_ttl: Duration::from_millis(l1_ttl_ms),
             listen,
             mode,
             bq_project_id,
@@ -286,7 +383,7 @@ impl Config {
 }
 
 /// Parses a whole number of milliseconds in `min..=max`.
-fn parse_ms(
+pub(crate) fn parse_ms(
     value: Option<String>,
     name: &'static str,
     default: u64,
@@ -424,12 +521,23 @@ mod tests {
     #[test]
     fn every_setting_has_a_distinct_env_and_flag() {
         let mut envs: Vec<_> = SETTINGS.iter().map(|s| s.env).collect();
-        let mut flags: Vec<_> = SETTINGS.iter().map(|s| s.flag).collect();
+        let mut flags: Vec<_> = SETTINGS.iter().filter_map(|s| s.flag).collect();
         envs.sort_unstable();
         envs.dedup();
         flags.sort_unstable();
         flags.dedup();
         assert_eq!(envs.len(), SETTINGS.len());
-        assert_eq!(flags.len(), SETTINGS.len());
+        assert_eq!(
+            flags.len(),
+            SETTINGS.iter().filter(|s| s.flag.is_some()).count()
+        );
+        let password = SETTINGS
+            .iter()
+            .find(|s| s.env == "REDIS_PASSWORD")
+            .expect("listed");
+        assert!(
+            password.flag.is_none(),
+            "a password flag would show in `ps`"
+        );
     }
 }

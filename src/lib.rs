@@ -32,17 +32,25 @@
 
 mod config;
 pub mod data;
+pub mod records;
+mod redis;
 mod refresher;
 mod rng;
 pub mod service;
 mod snapshot;
 mod source;
+mod tier;
 
 pub use config::{Config, ConfigError, LogFormat, RefreshConfig, SETTINGS, Setting, vars};
 pub use data::SnapshotData;
+pub use redis::{L2Error, RedisConfig, RedisHandle, RedisSetupError, Secret};
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
 pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};
 pub use source::{MockSource, SnapshotSource, SourceError};
+pub use tier::{
+    CacheError, CacheId, CacheStats, Cached, DEFAULT_L1_MAX_BYTES, DEFAULT_L1_TTL, InvalidId,
+    LoaderError, MAX_ID_LEN, Tier, TieredCache, TieredCacheBuilder,
+};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -12,7 +12,15 @@ use warmcache::{Config, LogFormat, SETTINGS};
 fn main() -> ExitCode {
     let matches = cli().get_matches();
     let matches = matches.subcommand_matches("serve").unwrap_or(&matches);
-    let config = match Config::from_lookup(|name| matches.get_one::<String>(name).cloned()) {
+    // Flags (which clap also fills from their variables) first; settings
+    // without a flag, such as the Redis password, from the environment.
+    let lookup = |name: &str| {
+        matches
+            .get_one::<String>(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    };
+    let config = match Config::from_lookup(lookup) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("warmcache: {e}");
@@ -34,10 +42,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(service::run(config, options, service::shutdown::signal())) {
+    let served = runtime.block_on(async {
+        let stop = service::shutdown::signal();
+        service::run(config, options, stop).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("warmcache: {e}");
             ExitCode::FAILURE
         }

@@ -10,8 +10,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::tier::{CacheError, InvalidId};
+
 /// An error answer of the API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// No snapshot has loaded yet (503).
     #[error("the snapshot has not loaded yet{}", last_error_suffix(.last_error))]
@@ -35,6 +38,64 @@ pub enum ApiError {
     /// The route exists but not for this method (405).
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(String),
+    /// A malformed id (400).
+    #[error(transparent)]
+    InvalidId(#[from] InvalidId),
+    /// The request body is not the JSON the route takes (400).
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    /// The id in the body differs from the id in the path (400).
+    #[error("the id in the body ({body}) differs from the id in the path ({path})")]
+    IdMismatch {
+        /// Id from the path.
+        path: String,
+        /// Id from the body.
+        body: String,
+    },
+    /// Nothing stored under this id (404).
+    #[error("no {what} for {id}")]
+    NoSuchRecord {
+        /// What was looked up.
+        what: &'static str,
+        /// The id.
+        id: String,
+    },
+    /// Redis cannot be used and nothing else can answer (503).
+    #[error("{0}")]
+    RedisUnavailable(String),
+    /// The service runs without keyed caches (503).
+    #[error("the keyed caches are not configured in this service")]
+    KeyedCachesOff,
+    /// The stored value is corrupt (502); the detail is in the log.
+    #[error("the stored value is corrupt")]
+    CorruptValue,
+    /// The source of truth failed (502).
+    #[error("loading the value failed")]
+    LoadFailed,
+    /// A bug or an unserializable value (500); the detail is in the log.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<CacheError> for ApiError {
+    fn from(error: CacheError) -> Self {
+        match error {
+            CacheError::InvalidId(e) => Self::InvalidId(e),
+            CacheError::L2(e) => Self::RedisUnavailable(e.to_string()),
+            CacheError::Corrupt { key, reason } => {
+                tracing::error!(key, reason, "corrupt value not served");
+                Self::CorruptValue
+            }
+            CacheError::Loader(e) => {
+                tracing::error!(error = %e, "loader failed");
+                Self::LoadFailed
+            }
+            CacheError::Encode(e) => {
+                tracing::error!(error = %e, "cannot encode a value");
+                Self::Internal
+            }
+        }
+    }
 }
 
 fn last_error_suffix(last_error: &Option<String>) -> String {
@@ -52,17 +113,32 @@ impl ApiError {
             Self::SnapshotStale { .. } => "snapshot_stale",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::InvalidId(_) => "invalid_id",
+            Self::InvalidBody(_) => "invalid_body",
+            Self::IdMismatch { .. } => "id_mismatch",
+            Self::NoSuchRecord { .. } => "not_found",
+            Self::RedisUnavailable(_) => "redis_unavailable",
+            Self::KeyedCachesOff => "keyed_caches_off",
+            Self::CorruptValue => "corrupt_value",
+            Self::LoadFailed => "load_failed",
+            Self::Internal => "internal",
         }
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::SnapshotNotLoaded { .. } | Self::SnapshotStale { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::SnapshotNotLoaded { .. }
+            | Self::SnapshotStale { .. }
+            | Self::RedisUnavailable(_)
+            | Self::KeyedCachesOff => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotFound(_) | Self::NoSuchRecord { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidId(_) | Self::InvalidBody(_) | Self::IdMismatch { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::CorruptValue | Self::LoadFailed => StatusCode::BAD_GATEWAY,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

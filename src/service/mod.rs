@@ -7,6 +7,8 @@
 mod baseline;
 mod error;
 mod health;
+mod keyed_routes;
+mod profile;
 pub mod shutdown;
 mod snapshot_routes;
 
@@ -22,11 +24,17 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use profile::CustomerProfile;
 
 use crate::config::{Config, ConfigError};
+use crate::records::{
+    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob,
+};
+use crate::redis::{L2Error, RedisHandle, RedisSetupError};
 use crate::refresher::Refresher;
 use crate::snapshot::{Mode, SnapshotCache};
 use crate::source::MockSource;
+use crate::tier::TieredCache;
 
 /// What every handler can reach. Cloning is cheap.
 #[derive(Debug, Clone)]
@@ -37,6 +45,54 @@ pub struct AppState {
     pub ttl: Duration,
     /// Data older than this makes `/readyz` answer 503.
     pub max_staleness: Duration,
+    /// The keyed caches; `None` answers their routes with 503.
+    pub keyed: Option<KeyedCaches>,
+}
+
+/// The three keyed caches of the reference service.
+#[derive(Debug, Clone)]
+pub struct KeyedCaches {
+    /// `age_verification:{customerId}`.
+    pub ages: TieredCache<AgeVerification>,
+    /// `customer_profile:{customerId}`.
+    pub profiles: TieredCache<CustomerProfile>,
+    /// `reasoning_job:{jobId}`.
+    pub jobs: TieredCache<ReasoningJob>,
+    /// Mock mode: a missing profile is generated (the loader), so the whole
+    /// L1, L2, loader path runs. Otherwise a missing profile is a 404.
+    pub mock_profiles: bool,
+}
+
+impl KeyedCaches {
+    /// The three caches on one Redis server, with the given L1 limits.
+    ///
+    /// # Errors
+    /// Invalid L1 settings.
+    pub fn new(
+        redis: &RedisHandle,
+        l1_max_bytes: u64,
+        l1_ttl: Duration,
+        mock_profiles: bool,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            ages: TieredCache::builder(AGE_VERIFICATION)
+                .redis(redis.clone())
+                .l1_max_bytes(l1_max_bytes)
+                .l1_ttl(l1_ttl)
+                .build()?,
+            profiles: TieredCache::builder(CUSTOMER_PROFILE)
+                .redis(redis.clone())
+                .l1_max_bytes(l1_max_bytes)
+                .l1_ttl(l1_ttl)
+                .build()?,
+            jobs: TieredCache::builder(REASONING_JOB)
+                .redis(redis.clone())
+                .l1_max_bytes(l1_max_bytes)
+                .l1_ttl(l1_ttl)
+                .build()?,
+            mock_profiles,
+        })
+    }
 }
 
 /// The router of the reference service.
@@ -48,6 +104,7 @@ pub fn app(state: AppState) -> Router {
         .route("/snapshot", get(snapshot_routes::status))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(keyed_routes::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -72,6 +129,13 @@ pub enum StartupError {
         "live mode (BQ_PROJECT_ID is set) needs the BigQuery source, which this build does not include yet; unset BQ_PROJECT_ID or set WARMCACHE_MODE=mock"
     )]
     LiveModeUnavailable,
+    /// The Redis settings cannot be used.
+    #[error(transparent)]
+    Redis(#[from] RedisSetupError),
+    /// Redis refused the credentials: a wrong password or user must not
+    /// start a service that then fails every keyed request.
+    #[error("cannot start: {0}")]
+    RedisAuth(L2Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -111,10 +175,27 @@ pub async fn run(
     let refresher = Refresher::builder()
         .config(&config.refresh)
         .spawn(source, snapshots.clone())?;
+    let redis = RedisHandle::connect_lazy(&config.redis)?;
+    match redis.ping().await {
+        Ok(()) => tracing::info!(endpoint = redis.endpoint(), "redis reachable"),
+        Err(e @ L2Error::Auth(_)) => return Err(StartupError::RedisAuth(e)),
+        Err(e) => tracing::warn!(
+            endpoint = redis.endpoint(),
+            error = %e,
+            "redis unreachable; keyed routes answer from memory and loaders, or 503, until it is back"
+        ),
+    }
+    let keyed = KeyedCaches::new(
+        &redis,
+        config.l1_max_bytes,
+        config.l1_ttl,
+        config.mode == Mode::Mock,
+    )?;
     let state = AppState {
         snapshots,
         ttl: config.refresh.ttl,
         max_staleness: config.max_staleness,
+        keyed: Some(keyed),
     };
 
     let listener = TcpListener::bind(config.listen)

@@ -1,0 +1,231 @@
+//! Redis connection settings from `REDIS_*` variables, with the password kept secret.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{ConfigError, parse_ms};
+
+/// A value that must never be printed: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends it to the server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where and how to reach Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+    /// Host name or IP address (`REDIS_HOST`, default `127.0.0.1`).
+    pub host: String,
+    /// Port (`REDIS_PORT`, default 6379).
+    pub port: u16,
+    /// ACL user (`REDIS_USERNAME`); `None` for the default user.
+    pub username: Option<String>,
+    /// Password (`REDIS_PASSWORD`).
+    pub password: Option<Secret>,
+    /// Connect with TLS (`REDIS_USE_TLS`).
+    pub use_tls: bool,
+    /// PEM file of the CA that signed the server certificate
+    /// (`REDIS_TLS_CA_FILE`); the system roots when `None`.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Database number 0 to 15 (`REDIS_DB`).
+    pub db: u8,
+    /// Time bound of every operation (`REDIS_TIMEOUT_MS`, default 250 ms).
+    pub op_timeout: Duration,
+    /// Time bound of one connection attempt (`REDIS_CONNECT_TIMEOUT_MS`, default 1000 ms).
+    pub connect_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// Plain TCP to `127.0.0.1:port`, database 0, default timeouts.
+    pub fn local(port: u16) -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port,
+            username: None,
+            password: None,
+            use_tls: false,
+            tls_ca_file: None,
+            db: 0,
+            op_timeout: Duration::from_millis(250),
+            connect_timeout: Duration::from_millis(1000),
+        }
+    }
+
+    /// Reads the `REDIS_*` variables through `lookup`; empty values count as unset.
+    ///
+    /// # Errors
+    /// The first variable with a bad value. The password is never validated,
+    /// so it never appears in an error.
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut config = Self::local(6379);
+        if let Some(host) = get("REDIS_HOST") {
+            let host = host.trim();
+            if host
+                .chars()
+                .any(|c| c.is_whitespace() || c == '/' || c == '@')
+            {
+                return Err(ConfigError::new(
+                    "REDIS_HOST",
+                    host,
+                    "a host name or IP address",
+                ));
+            }
+            host.clone_into(&mut config.host);
+        }
+        if let Some(port) = get("REDIS_PORT") {
+            config.port = match port.trim().parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => {
+                    return Err(ConfigError::new(
+                        "REDIS_PORT",
+                        port,
+                        "a port number from 1 to 65535",
+                    ));
+                }
+            };
+        }
+        config.username = get("REDIS_USERNAME").map(|u| u.trim().to_owned());
+        // Not trimmed: spaces may be part of a password.
+        config.password = lookup("REDIS_PASSWORD")
+            .filter(|p| !p.is_empty())
+            .map(Secret);
+        if let Some(tls) = get("REDIS_USE_TLS") {
+            config.use_tls = match tls.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(ConfigError::new("REDIS_USE_TLS", tls, "true or false")),
+            };
+        }
+        config.tls_ca_file = get("REDIS_TLS_CA_FILE").map(|p| PathBuf::from(p.trim()));
+        if let Some(db) = get("REDIS_DB") {
+            config.db = match db.trim().parse::<u8>() {
+                Ok(n) if n <= 15 => n,
+                _ => {
+                    return Err(ConfigError::new(
+                        "REDIS_DB",
+                        db,
+                        "a database number from 0 to 15",
+                    ));
+                }
+            };
+        }
+        config.op_timeout = Duration::from_millis(parse_ms(
+            get("REDIS_TIMEOUT_MS"),
+            "REDIS_TIMEOUT_MS",
+            250,
+            10,
+            60_000,
+        )?);
+        config.connect_timeout = Duration::from_millis(parse_ms(
+            get("REDIS_CONNECT_TIMEOUT_MS"),
+            "REDIS_CONNECT_TIMEOUT_MS",
+            1_000,
+            10,
+            60_000,
+        )?);
+        Ok(config)
+    }
+
+    /// `host:port`, for log lines.
+    pub fn endpoint(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<RedisConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        RedisConfig::from_lookup(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_and_full_settings() {
+        assert_eq!(parse(&[]).expect("defaults"), RedisConfig::local(6379));
+        let config = parse(&[
+            ("REDIS_HOST", "cache.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_USERNAME", "warmcache"),
+            ("REDIS_PASSWORD", "s3cret pass"),
+            ("REDIS_USE_TLS", "TRUE"),
+            ("REDIS_DB", "15"),
+            ("REDIS_TIMEOUT_MS", "100"),
+        ])
+        .expect("valid");
+        assert_eq!(config.endpoint(), "cache.internal:6380");
+        assert_eq!(
+            config.password.as_ref().map(Secret::expose),
+            Some("s3cret pass")
+        );
+        assert!(config.use_tls);
+        assert_eq!(config.db, 15);
+        assert_eq!(config.op_timeout, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("REDIS_PORT", "0"),
+            ("REDIS_PORT", "70000"),
+            ("REDIS_PORT", "http"),
+            ("REDIS_DB", "16"),
+            ("REDIS_DB", "-1"),
+            ("REDIS_USE_TLS", "maybe"),
+            ("REDIS_TIMEOUT_MS", "0"),
+            ("REDIS_HOST", "user@host"),
+        ] {
+            let err = parse(&[(name, value)]).expect_err("rejected");
+            assert_eq!((err.name, err.value.as_str()), (name, value));
+        }
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let config = parse(&[("REDIS_PASSWORD", "hunter2-very-secret")]).expect("valid");
+        let shown = format!(
+            "{config:?} {:?} {}",
+            config.password,
+            config
+                .password
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***"));
+    }
+}

@@ -1,0 +1,141 @@
+//! `TieredCacheBuilder`: keyspace, L1 size and time bound, Redis handle.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::Expiry;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::stats::Counters;
+use super::{Inner, L1Entry, TieredCache};
+use crate::config::ConfigError;
+use crate::records::Keyspace;
+use crate::redis::RedisHandle;
+use crate::tier::id::CacheId;
+
+/// Default L1 budget per keyspace.
+pub const DEFAULT_L1_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// Default upper bound of an L1 entry's life.
+pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
+
+/// Builds a [`TieredCache`]. See [`TieredCache::builder`].
+#[must_use]
+pub struct TieredCacheBuilder<V> {
+    keyspace: Keyspace,
+    l1_max_bytes: u64,
+    l1_ttl: Duration,
+    redis: Option<RedisHandle>,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> TieredCacheBuilder<V>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    pub(super) fn new(keyspace: Keyspace) -> Self {
+        Self {
+            keyspace,
+            l1_max_bytes: DEFAULT_L1_MAX_BYTES,
+            l1_ttl: DEFAULT_L1_TTL,
+            redis: None,
+            _value: PhantomData,
+        }
+    }
+
+    /// L1 budget in bytes (default 32 MiB). An entry weighs its JSON twice
+    /// (once as text, once decoded) plus its key; 0 keeps nothing in L1.
+    pub fn l1_max_bytes(mut self, bytes: u64) -> Self {
+        self.l1_max_bytes = bytes;
+        self
+    }
+
+    /// Upper bound of an entry's life in L1 (default 60 s). An entry also
+    /// never outlives the remaining TTL of its Redis key.
+    pub fn l1_ttl(mut self, l1_ttl: Duration) -> Self {
+        self.l1_ttl = l1_ttl;
+        self
+    }
+
+    /// The Redis server of the second tier. Without one the cache is L1 only.
+    pub fn redis(mut self, redis: RedisHandle) -> Self {
+        self.redis = Some(redis);
+        self
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Errors
+    /// A keyspace name that is not `[a-z0-9_]+`, a TTL under one second
+    /// (Redis TTLs are whole seconds), or a zero L1 time bound.
+    pub fn build(self) -> Result<TieredCache<V>, ConfigError> {
+        let name = self.keyspace.name;
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(ConfigError::new(
+                "keyspace",
+                name,
+                "a name of lowercase letters, digits and '_'",
+            ));
+        }
+        if self.keyspace.ttl < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "ttl",
+                format!("{:?}", self.keyspace.ttl),
+                "at least one second",
+            ));
+        }
+        if self.l1_ttl.is_zero() {
+            return Err(ConfigError::new("l1_ttl", "0", "a positive duration"));
+        }
+        let l1 = moka::future::Cache::builder()
+            .name(name)
+            .max_capacity(self.l1_max_bytes)
+            .weigher(|id: &CacheId, entry: &L1Entry<V>| {
+                let bytes = id.as_str().len() + 2 * entry.json.len() + 96;
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
+            .expire_after(EntryDeadline)
+            .build();
+        Ok(TieredCache {
+            inner: Arc::new(Inner {
+                keyspace: self.keyspace,
+                prefix: format!("{name}:"),
+                l1_ttl: self.l1_ttl.min(self.keyspace.ttl),
+                l1,
+                redis: self.redis,
+                counters: Counters::default(),
+            }),
+        })
+    }
+}
+
+/// Lets moka reclaim an entry's memory at its deadline. Reads check the
+/// deadline themselves on tokio's clock, so correctness does not depend on
+/// when moka gets round to it.
+struct EntryDeadline;
+
+impl<V> Expiry<CacheId, L1Entry<V>> for EntryDeadline {
+    fn expire_after_create(
+        &self,
+        _: &CacheId,
+        entry: &L1Entry<V>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.remaining())
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &CacheId,
+        entry: &L1Entry<V>,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.remaining())
+    }
+}

@@ -1,0 +1,732 @@
+//! The HTTP API of the reference service, driven through the axum router
+//! without a socket (`tower::ServiceExt::oneshot`).
+//!
+//! Every test runs on tokio's paused clock: `Timestamp` measures ages on
+//! tokio's `Instant`, so `tokio::time::advance` moves the `Age` header,
+//! `Cache-Control: max-age` and readiness exactly, with no real waiting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::datetime;
+use tokio::time::advance;
+use tower::ServiceExt;
+use warmcache::service::{AppState, app};
+use warmcache::{LastError, MockSource, Mode, Sections, Snapshot, SnapshotCache, Timestamp};
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+const TTL: Duration = Duration::from_secs(30);
+const MAX_STALENESS: Duration = Duration::from_secs(120);
+/// The mock source's pinned clock, so the data is the same on every run.
+const MOCK_NOW: OffsetDateTime = datetime!(2026-03-10 14:30:00 UTC);
+const DATA_ROUTES: [&str; 3] = ["/dashboard", "/historical", "/products"];
+
+/// An empty cache and the router serving it.
+fn service() -> (SnapshotCache, Router) {
+    let cache = SnapshotCache::new(Mode::Mock);
+    let router = app(AppState {
+        snapshots: cache.clone(),
+        ttl: TTL,
+        max_staleness: MAX_STALENESS,
+        keyed: None,
+    });
+    (cache, router)
+}
+
+/// The sections of refresh `generation` (1-based, like the refresher's),
+/// refreshed now on tokio's clock.
+fn sections(generation: u64) -> Arc<Sections> {
+    let data = MockSource::new(42)
+        .with_now(MOCK_NOW)
+        .generate(MOCK_NOW, generation - 1);
+    let sections = Sections::render(generation, data, Timestamp::now(), TTL)
+        .expect("mock data renders to JSON");
+    Arc::new(sections)
+}
+
+/// Stores a successful refresh `generation` and returns its sections.
+fn load(cache: &SnapshotCache, generation: u64) -> Arc<Sections> {
+    let sections = sections(generation);
+    cache.store(Snapshot {
+        mode: Mode::Mock,
+        data: Some(Arc::clone(&sections)),
+        last_error: None,
+    });
+    sections
+}
+
+fn last_error(message: &str, consecutive_failures: u32) -> LastError {
+    LastError {
+        message: message.into(),
+        at: Timestamp::now(),
+        consecutive_failures,
+    }
+}
+
+/// `(etag, body)` of the section a data route serves.
+fn section_of<'a>(sections: &'a Sections, route: &str) -> (&'a HeaderValue, &'a Bytes) {
+    match route {
+        "/dashboard" => (sections.dashboard.etag(), sections.dashboard.body()),
+        "/historical" => (sections.historical.etag(), sections.historical.body()),
+        "/products" => (sections.products.etag(), sections.products.body()),
+        other => panic!("{other} is not a data route"),
+    }
+}
+
+async fn send(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(header::HeaderName, &str)],
+) -> Response<Body> {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(name, *value);
+    }
+    let request = request.body(Body::empty()).expect("valid request");
+    router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible")
+}
+
+async fn get(router: &Router, uri: &str) -> Response<Body> {
+    send(router, Method::GET, uri, &[]).await
+}
+
+async fn get_if_none_match(router: &Router, uri: &str, tags: &str) -> Response<Body> {
+    send(router, Method::GET, uri, &[(header::IF_NONE_MATCH, tags)]).await
+}
+
+async fn body_bytes(response: Response<Body>) -> Bytes {
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("in-memory bodies do not fail")
+        .to_bytes()
+}
+
+async fn body_json(response: Response<Body>) -> Value {
+    let bytes = body_bytes(response).await;
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })
+}
+
+/// A header as text; panics when it is missing.
+fn header_str<'a>(response: &'a Response<Body>, name: &header::HeaderName) -> &'a str {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header in {:?}", response.headers()))
+        .to_str()
+        .expect("header is ASCII")
+}
+
+/// Asserts an API error: status, JSON content type, `{"error":{"code","message"}}`;
+/// returns the message.
+async fn expect_api_error(response: Response<Body>, status: StatusCode, code: &str) -> String {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        header_str(&response, &header::CONTENT_TYPE),
+        "application/json"
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_eq!(header_str(&response, &header::RETRY_AFTER), "1");
+    }
+    let json = body_json(response).await;
+    assert_eq!(json["error"]["code"], code, "{json}");
+    let message = json["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error.message is not a string: {json}"))
+        .to_owned();
+    assert!(!message.is_empty(), "{json}");
+    message
+}
+
+fn parse_rfc3339(value: &Value) -> OffsetDateTime {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"));
+    OffsetDateTime::parse(text, &Rfc3339).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Data routes
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn data_routes_serve_the_pre_rendered_sections_with_their_etags() {
+    let (cache, router) = service();
+    let sections = load(&cache, 1);
+
+    for route in DATA_ROUTES {
+        let (etag, body) = section_of(&sections, route);
+        let response = get(&router, route).await;
+        assert_eq!(response.status(), StatusCode::OK, "{route}");
+        assert_eq!(
+            header_str(&response, &header::CONTENT_TYPE),
+            "application/json"
+        );
+        assert_eq!(response.headers().get(header::ETAG), Some(etag), "{route}");
+        assert_eq!(header_str(&response, &header::AGE), "0", "{route}");
+        assert_eq!(
+            header_str(&response, &header::CACHE_CONTROL),
+            "max-age=30",
+            "{route}"
+        );
+        assert_eq!(
+            header_str(&response, &header::CONTENT_LENGTH),
+            body.len().to_string(),
+            "{route}"
+        );
+        let served = body_bytes(response).await;
+        assert!(
+            served == *body,
+            "{route}: served body differs from the pre-rendered one"
+        );
+    }
+
+    // The three sections really are different documents.
+    assert_ne!(sections.dashboard.etag(), sections.historical.etag());
+    assert_ne!(sections.dashboard.etag(), sections.products.etag());
+    let products = body_json(get(&router, "/products").await).await;
+    assert_eq!(products["count"], 500);
+    assert_eq!(products["items"].as_array().map(Vec::len), Some(500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn age_and_max_age_follow_the_clock() {
+    let (cache, router) = service();
+    load(&cache, 1);
+
+    // (time since the refresh in ms, expected Age, expected max-age)
+    let steps = [
+        (7_000, "7", "max-age=23"),
+        // Seconds are floored: never promise more freshness than is left.
+        (7_500, "7", "max-age=22"),
+        (29_999, "29", "max-age=0"),
+        (30_000, "30", "max-age=0"),
+        (95_000, "95", "max-age=0"),
+    ];
+    let mut elapsed = 0;
+    for (at_ms, age, cache_control) in steps {
+        advance(Duration::from_millis(at_ms - elapsed)).await;
+        elapsed = at_ms;
+        for route in DATA_ROUTES {
+            let response = get(&router, route).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                header_str(&response, &header::AGE),
+                age,
+                "{route} at {at_ms} ms"
+            );
+            assert_eq!(
+                header_str(&response, &header::CACHE_CONTROL),
+                cache_control,
+                "{route} at {at_ms} ms"
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn head_gets_the_headers_without_the_body() {
+    let (cache, router) = service();
+    let sections = load(&cache, 1);
+    advance(Duration::from_secs(4)).await;
+
+    let response = send(&router, Method::HEAD, "/dashboard", &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get(header::ETAG),
+        Some(sections.dashboard.etag())
+    );
+    assert_eq!(
+        header_str(&response, &header::CONTENT_TYPE),
+        "application/json"
+    );
+    assert_eq!(
+        header_str(&response, &header::CONTENT_LENGTH),
+        sections.dashboard.body().len().to_string()
+    );
+    assert_eq!(header_str(&response, &header::AGE), "4");
+    assert_eq!(header_str(&response, &header::CACHE_CONTROL), "max-age=26");
+    assert!(body_bytes(response).await.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Conditional requests
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn matching_if_none_match_gets_304_with_validators_and_no_body() {
+    let (cache, router) = service();
+    let sections = load(&cache, 1);
+    advance(Duration::from_secs(5)).await;
+
+    for route in DATA_ROUTES {
+        let (etag, _) = section_of(&sections, route);
+        let tag = etag.to_str().expect("ASCII etag");
+        let response = get_if_none_match(&router, route, tag).await;
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{route}");
+        assert_eq!(response.headers().get(header::ETAG), Some(etag), "{route}");
+        assert_eq!(header_str(&response, &header::AGE), "5", "{route}");
+        assert_eq!(
+            header_str(&response, &header::CACHE_CONTROL),
+            "max-age=25",
+            "{route}"
+        );
+        assert!(
+            response.headers().get(header::CONTENT_TYPE).is_none(),
+            "{route}: a 304 has no content type"
+        );
+        assert!(body_bytes(response).await.is_empty(), "{route}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn if_none_match_lists_weak_tags_and_star_match() {
+    let (cache, router) = service();
+    let sections = load(&cache, 1);
+    let tag = sections.dashboard.etag().to_str().expect("ASCII etag");
+    let other = sections.products.etag().to_str().expect("ASCII etag");
+
+    let matching = [
+        format!("\"1-0000000000000000\", {tag}"),
+        format!("{other},{tag} , \"zzz\""),
+        format!("W/{tag}"),
+        format!("\"nope\", W/{tag}"),
+        "*".to_owned(),
+    ];
+    for value in &matching {
+        let response = get_if_none_match(&router, "/dashboard", value).await;
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{value}");
+        assert!(body_bytes(response).await.is_empty(), "{value}");
+    }
+
+    // Several If-None-Match fields count as one list.
+    let response = send(
+        &router,
+        Method::GET,
+        "/dashboard",
+        &[
+            (header::IF_NONE_MATCH, "\"nope\""),
+            (header::IF_NONE_MATCH, tag),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_etags_get_the_full_body() {
+    let (cache, router) = service();
+    let sections = load(&cache, 1);
+    let tag = sections.dashboard.etag().to_str().expect("ASCII etag");
+    // The same tag without its quotes, a tag of another section, a prefix.
+    let unquoted = tag.trim_matches('"').to_owned();
+    let prefix = format!("{}\"", &tag[..tag.len() - 2]);
+    let other = sections.historical.etag().to_str().expect("ASCII etag");
+
+    for value in [
+        "\"1-0000000000000000\"",
+        other,
+        unquoted.as_str(),
+        prefix.as_str(),
+        "W/\"x\"",
+    ] {
+        let response = get_if_none_match(&router, "/dashboard", value).await;
+        assert_eq!(response.status(), StatusCode::OK, "{value}");
+        assert_eq!(
+            response.headers().get(header::ETAG),
+            Some(sections.dashboard.etag())
+        );
+        assert!(
+            body_bytes(response).await == *sections.dashboard.body(),
+            "{value}: full body expected"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_swap_changes_etag_and_body_between_requests() {
+    let (cache, router) = service();
+    let first = load(&cache, 1);
+    let old_tag = first.dashboard.etag().to_str().expect("ASCII etag");
+    let before = get(&router, "/dashboard").await;
+    assert_eq!(
+        before.headers().get(header::ETAG),
+        Some(first.dashboard.etag())
+    );
+    assert!(body_bytes(before).await == *first.dashboard.body());
+
+    advance(Duration::from_secs(30)).await;
+    let second = load(&cache, 2);
+    assert_ne!(first.dashboard.etag(), second.dashboard.etag());
+    assert!(first.dashboard.body() != second.dashboard.body());
+
+    // The client's cached copy is now outdated: full body, new tag, fresh times.
+    let after = get_if_none_match(&router, "/dashboard", old_tag).await;
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_eq!(
+        after.headers().get(header::ETAG),
+        Some(second.dashboard.etag())
+    );
+    assert_eq!(header_str(&after, &header::AGE), "0");
+    assert_eq!(header_str(&after, &header::CACHE_CONTROL), "max-age=30");
+    assert!(body_bytes(after).await == *second.dashboard.body());
+
+    let new_tag = second.dashboard.etag().to_str().expect("ASCII etag");
+    let revalidated = get_if_none_match(&router, "/dashboard", new_tag).await;
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+
+    // ETags come from the content: a section the refresh did not change keeps
+    // its tag, so clients' cached copies of it stay valid.
+    assert!(first.historical.body() == second.historical.body());
+    assert_eq!(first.historical.etag(), second.historical.etag());
+    let historical_tag = first.historical.etag().to_str().expect("ASCII etag");
+    let unchanged = get_if_none_match(&router, "/historical", historical_tag).await;
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+
+    let status = body_json(get(&router, "/snapshot").await).await;
+    assert_eq!(status["generation"], 2);
+}
+
+// ---------------------------------------------------------------------------
+// Before the first load
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn data_routes_answer_503_before_the_first_load() {
+    let (_cache, router) = service();
+    for route in DATA_ROUTES {
+        let response = get(&router, route).await;
+        assert!(response.headers().get(header::ETAG).is_none(), "{route}");
+        let message = expect_api_error(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "snapshot_not_loaded",
+        )
+        .await;
+        assert!(message.contains("not loaded"), "{route}: {message}");
+        assert!(!message.contains("last error"), "{route}: {message}");
+
+        // `*` matches any current representation, and there is none.
+        let response = get_if_none_match(&router, route, "*").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{route}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_503_before_the_first_load_names_the_last_error() {
+    let (cache, router) = service();
+    cache.store(Snapshot {
+        mode: Mode::Mock,
+        data: None,
+        last_error: Some(last_error("source unavailable: connection refused", 3)),
+    });
+
+    for route in DATA_ROUTES.into_iter().chain(["/readyz"]) {
+        let message = expect_api_error(
+            get(&router, route).await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "snapshot_not_loaded",
+        )
+        .await;
+        assert!(
+            message.contains("source unavailable: connection refused"),
+            "{route}: {message}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Health and readiness
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn healthz_is_ok_whatever_the_snapshot() {
+    let (cache, router) = service();
+    let response = get(&router, "/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        body_json(response).await,
+        serde_json::json!({ "status": "ok" })
+    );
+
+    load(&cache, 1);
+    advance(MAX_STALENESS * 10).await;
+    assert_eq!(get(&router, "/healthz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_follows_the_first_load_and_the_staleness_bound() {
+    let (cache, router) = service();
+    expect_api_error(
+        get(&router, "/readyz").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "snapshot_not_loaded",
+    )
+    .await;
+
+    let sections = load(&cache, 1);
+    let response = get(&router, "/readyz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        body_json(response).await,
+        serde_json::json!({ "status": "ready", "ageSeconds": 0.0 })
+    );
+
+    // Exactly at the bound the data is still acceptable.
+    advance(MAX_STALENESS).await;
+    let response = get(&router, "/readyz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_json(response).await["ageSeconds"], 120.0);
+
+    // Past it the instance reports itself not ready...
+    advance(Duration::from_secs(1)).await;
+    let message = expect_api_error(
+        get(&router, "/readyz").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "snapshot_stale",
+    )
+    .await;
+    assert!(message.contains("121 s old"), "{message}");
+    assert!(message.contains("120 s bound"), "{message}");
+
+    // ...but keeps serving the last good data (stale-if-error).
+    for route in DATA_ROUTES {
+        let (etag, body) = section_of(&sections, route);
+        let response = get(&router, route).await;
+        assert_eq!(response.status(), StatusCode::OK, "{route}");
+        assert_eq!(response.headers().get(header::ETAG), Some(etag));
+        assert_eq!(header_str(&response, &header::AGE), "121");
+        assert_eq!(header_str(&response, &header::CACHE_CONTROL), "max-age=0");
+        assert!(body_bytes(response).await == *body, "{route}");
+    }
+
+    // When refreshes are failing, readiness says why.
+    cache.store(Snapshot {
+        mode: Mode::Mock,
+        data: Some(Arc::clone(&sections)),
+        last_error: Some(last_error("refresh timed out after 10000 ms", 5)),
+    });
+    let message = expect_api_error(
+        get(&router, "/readyz").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "snapshot_stale",
+    )
+    .await;
+    assert!(
+        message.contains("refresh timed out after 10000 ms"),
+        "{message}"
+    );
+    let response = get(&router, "/dashboard").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(body_bytes(response).await == *sections.dashboard.body());
+
+    // A successful refresh makes it ready again.
+    load(&cache, 2);
+    assert_eq!(get(&router, "/readyz").await.status(), StatusCode::OK);
+}
+
+// ---------------------------------------------------------------------------
+// /snapshot
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn snapshot_status_before_the_first_load() {
+    let (_cache, router) = service();
+    let response = get(&router, "/snapshot").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(&response, &header::CONTENT_TYPE),
+        "application/json"
+    );
+    let status = body_json(response).await;
+    assert_eq!(status["mode"], "mock");
+    assert_eq!(status["loaded"], false);
+    assert_eq!(status["ready"], false);
+    for field in [
+        "generation",
+        "refreshedAt",
+        "expiresAt",
+        "ageSeconds",
+        "lastError",
+    ] {
+        assert!(status[field].is_null(), "{field}: {status}");
+    }
+    assert_eq!(status["ttlSeconds"], 30.0);
+    assert_eq!(status["maxStalenessSeconds"], 120.0);
+    for section in ["dashboard", "historical", "products"] {
+        assert!(status["sections"][section].is_null(), "{section}: {status}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn snapshot_status_describes_the_loaded_data() {
+    let (cache, router) = service();
+    let sections = load(&cache, 1);
+    advance(Duration::from_secs(7)).await;
+
+    let status = body_json(get(&router, "/snapshot").await).await;
+    assert_eq!(status["mode"], "mock");
+    assert_eq!(status["loaded"], true);
+    assert_eq!(status["ready"], true);
+    assert_eq!(status["generation"], 1);
+    assert_eq!(status["ageSeconds"], 7.0);
+    assert!(status["lastError"].is_null(), "{status}");
+
+    assert_eq!(status["refreshedAt"], sections.refreshed_at.rfc3339());
+    assert_eq!(status["expiresAt"], sections.expires_at.rfc3339());
+    let refreshed_at = parse_rfc3339(&status["refreshedAt"]);
+    let expires_at = parse_rfc3339(&status["expiresAt"]);
+    assert_eq!(expires_at - refreshed_at, TTL);
+
+    for (name, etag, bytes) in [
+        (
+            "dashboard",
+            sections.dashboard.etag(),
+            sections.dashboard.body().len(),
+        ),
+        (
+            "historical",
+            sections.historical.etag(),
+            sections.historical.body().len(),
+        ),
+        (
+            "products",
+            sections.products.etag(),
+            sections.products.body().len(),
+        ),
+    ] {
+        let section = &status["sections"][name];
+        assert_eq!(
+            section["etag"],
+            etag.to_str().expect("ASCII etag"),
+            "{name}"
+        );
+        assert_eq!(section["bytes"], bytes, "{name}");
+    }
+
+    // The status and the data route agree on the current ETag.
+    let response = get(&router, "/dashboard").await;
+    assert_eq!(
+        status["sections"]["dashboard"]["etag"],
+        header_str(&response, &header::ETAG)
+    );
+
+    // Past the staleness bound it is still loaded but no longer ready.
+    advance(MAX_STALENESS).await;
+    let status = body_json(get(&router, "/snapshot").await).await;
+    assert_eq!(status["loaded"], true);
+    assert_eq!(status["ready"], false);
+    assert_eq!(status["ageSeconds"], 127.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn snapshot_status_reports_the_last_error() {
+    let (cache, router) = service();
+    let sections = load(&cache, 1);
+    advance(Duration::from_secs(40)).await;
+    let error = last_error("source unavailable: 503 from BigQuery", 2);
+    cache.store(Snapshot {
+        mode: Mode::Mock,
+        data: Some(Arc::clone(&sections)),
+        last_error: Some(error.clone()),
+    });
+
+    let status = body_json(get(&router, "/snapshot").await).await;
+    assert_eq!(status["loaded"], true);
+    assert_eq!(status["ready"], true);
+    assert_eq!(status["generation"], 1);
+    assert_eq!(status["ageSeconds"], 40.0);
+    let reported = &status["lastError"];
+    assert_eq!(reported["message"], "source unavailable: 503 from BigQuery");
+    assert_eq!(reported["consecutiveFailures"], 2);
+    assert_eq!(reported["at"], error.at.rfc3339());
+    parse_rfc3339(&reported["at"]);
+
+    // Without data: loaded false, the error still reported.
+    cache.store(Snapshot {
+        mode: Mode::Live,
+        data: None,
+        last_error: Some(last_error("source unavailable: no credentials", 1)),
+    });
+    let status = body_json(get(&router, "/snapshot").await).await;
+    assert_eq!(status["mode"], "live");
+    assert_eq!(status["loaded"], false);
+    assert_eq!(
+        status["lastError"]["message"],
+        "source unavailable: no credentials"
+    );
+    assert_eq!(status["lastError"]["consecutiveFailures"], 1);
+}
+
+// ---------------------------------------------------------------------------
+// Unknown routes and methods
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn unknown_routes_get_a_json_404() {
+    let (cache, router) = service();
+    load(&cache, 1);
+    for path in ["/", "/nope", "/dashboard/extra", "/DASHBOARD"] {
+        let message =
+            expect_api_error(get(&router, path).await, StatusCode::NOT_FOUND, "not_found").await;
+        assert!(message.contains(path), "{path}: {message}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_methods_get_a_json_405_with_allow() {
+    let (cache, router) = service();
+    load(&cache, 1);
+    for (method, path) in [
+        (Method::POST, "/dashboard"),
+        (Method::DELETE, "/dashboard"),
+        (Method::PUT, "/products"),
+        (Method::POST, "/readyz"),
+    ] {
+        let response = send(&router, method.clone(), path, &[]).await;
+        let allow = header_str(&response, &header::ALLOW).to_owned();
+        let allowed: Vec<&str> = allow.split(',').map(str::trim).collect();
+        assert!(allowed.contains(&"GET"), "{method} {path}: Allow: {allow}");
+        assert!(allowed.contains(&"HEAD"), "{method} {path}: Allow: {allow}");
+        assert!(
+            !allowed.contains(&method.as_str()),
+            "{method} {path}: Allow: {allow}"
+        );
+        let message = expect_api_error(
+            response,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        )
+        .await;
+        assert!(
+            message.contains(method.as_str()),
+            "{method} {path}: {message}"
+        );
+    }
+}

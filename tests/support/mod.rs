@@ -1,0 +1,192 @@
+//! Test support: real `redis-server` processes owned by the test.
+//!
+//! Each [`RedisServer`] runs on a free loopback port in its own temporary
+//! directory, and is killed (and its directory removed) when dropped. Tests
+//! can kill and restart it on the same port to simulate an outage.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use warmcache::RedisConfig;
+
+/// A `redis-server` child process.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A fresh directory under the system temp dir, removed by the caller.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("warmcache-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+impl RedisServer {
+    /// A plain server on a free port.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra `redis-server` arguments (e.g. `--requirepass x`).
+    /// The port is chosen here; TLS servers pass `--tls-port` themselves
+    /// and use [`RedisServer::start_tls`].
+    pub fn start_with(extra: &[&str]) -> Self {
+        let port = free_port();
+        let dir = temp_dir("redis");
+        let mut args: Vec<String> = ["--port", &port.to_string()]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut server = Self {
+            port,
+            dir,
+            args,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// A TLS-only server (plain port off) using the given PEM files.
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> Self {
+        let port = free_port();
+        let dir = temp_dir("redis-tls");
+        let path = |p: &Path| p.display().to_string();
+        let args = vec![
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            path(cert),
+            "--tls-key-file".to_owned(),
+            path(key),
+            "--tls-ca-cert-file".to_owned(),
+            path(ca),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        let mut server = Self {
+            port,
+            dir,
+            args,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let log = self.dir.join("redis.log");
+        let _ = std::fs::remove_file(&log);
+        let child = Command::new("redis-server")
+            .args(&self.args)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server must be installed (run .ci/run, or apt-get install redis-server)",
+            );
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Ready to accept connections") {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("redis-server exited with {status} at start:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start within 10 s:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The port it listens on (the TLS port for a TLS server).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Settings for warmcache to reach it (plain TCP, db 0, short timeouts).
+    pub fn config(&self) -> RedisConfig {
+        let mut config = RedisConfig::local(self.port);
+        config.op_timeout = Duration::from_millis(200);
+        config.connect_timeout = Duration::from_millis(200);
+        config
+    }
+
+    /// A plain redis-rs client: a "foreign" writer such as a Node service.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("client")
+    }
+
+    /// A connection of a foreign client.
+    pub async fn foreign(&self) -> redis::aio::MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("foreign client connects")
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, with the same arguments (empty: it
+    /// keeps nothing on disk).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
