@@ -366,6 +366,14 @@ async fn serves_the_dashboard_with_etags_over_http() {
     let missing = get(server.port, "/missing", &[]).await;
     assert_eq!(missing.status, 404);
 
+    // No Redis on this machine's chosen port: keyed routes say so clearly,
+    // while mock profiles still come from their loader.
+    let keyed = get(server.port, "/age-verification/c1", &[]).await;
+    assert_eq!(keyed.status, 503);
+    assert!(String::from_utf8_lossy(&keyed.body).contains("redis_unavailable"));
+    let profile = get(server.port, "/customers/c1/profile", &[]).await;
+    assert_eq!(profile.status, 200);
+
     server.sigterm();
     let (status, stderr) = server.wait_exit().await;
     assert!(status.success(), "{status}; stderr:\n{stderr}");
@@ -534,6 +542,28 @@ async fn live_mode_is_refused_cleanly_until_bigquery_is_supported() {
         "killed by a signal, not an exit: {status}"
     );
     assert!(stderr.contains("BQ_PROJECT_ID"), "{stderr}");
+    assert!(!stderr.contains("listening on"), "{stderr}");
+    assert_no_panic(&stderr);
+}
+
+#[tokio::test]
+async fn a_wrong_redis_password_stops_start_up_without_showing_it() {
+    let redis = support::RedisServer::start_with(&["--requirepass", "the-right-pass"]);
+    let port = redis.port().to_string();
+    let (status, _stdout, stderr) = run_to_exit(
+        &[
+            ("REDIS_PORT", port.as_str()),
+            ("REDIS_PASSWORD", "a-wrong-pass-123"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("redis refused the credentials"), "{stderr}");
+    assert!(
+        !stderr.contains("a-wrong-pass-123") && !stderr.contains("the-right-pass"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("listening on"), "{stderr}");
     assert_no_panic(&stderr);
 }
