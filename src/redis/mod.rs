@@ -268,6 +268,9 @@ impl RedisHandle {
                 permit.success();
                 return Ok(value);
             }
+            // The manager's response timeout is also `op_timeout` and usually
+            // fires first, as an I/O "timed out" error: the same event as ours.
+            Ok(Err(e)) if e.is_timeout() => L2Error::Timeout(self.inner.op_timeout),
             Ok(Err(e)) => classify(&e),
             Err(_) => L2Error::Timeout(self.inner.op_timeout),
         };
