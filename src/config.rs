@@ -10,8 +10,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::redis::RedisConfig;
+use crate::redis::{InvalidationOptions, RedisConfig};
 use crate::snapshot::Mode;
+use crate::source::BigQueryConfig;
 
 /// One setting: its environment variable, its command-line flag and its help.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,22 @@ pub mod vars {
     pub const MODE: &str = "WARMCACHE_MODE";
     /// Google Cloud project; its presence selects live mode under `auto`.
     pub const BQ_PROJECT_ID: &str = "BQ_PROJECT_ID";
+    /// Dataset of the live-mode tables.
+    pub const BQ_DATASET: &str = "BQ_DATASET";
+    /// The transactions table.
+    pub const BQ_TRANSACTIONS_TABLE: &str = "BQ_TRANSACTIONS_TABLE";
+    /// The products table.
+    pub const BQ_PRODUCTS_TABLE: &str = "BQ_PRODUCTS_TABLE";
+    /// Directory of `.sql` files that replace the built-in queries.
+    pub const BQ_QUERY_DIR: &str = "BQ_QUERY_DIR";
+    /// Cap on the bytes one query may bill.
+    pub const BQ_MAXIMUM_BYTES_BILLED: &str = "BQ_MAXIMUM_BYTES_BILLED";
+    /// Currency of the live-mode amounts.
+    pub const BQ_CURRENCY: &str = "BQ_CURRENCY";
+    /// `host:port` of a BigQuery emulator (no credentials).
+    pub const BIGQUERY_EMULATOR_HOST: &str = "BIGQUERY_EMULATOR_HOST";
+    /// Service-account key file.
+    pub const GOOGLE_APPLICATION_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
     /// Snapshot refresh period in milliseconds.
     pub const TTL_MS: &str = "BQ_CACHE_TTL_MS";
     /// Time bound of one refresh in milliseconds.
@@ -45,12 +62,20 @@ pub mod vars {
     pub const MAX_STALENESS_MS: &str = "WARMCACHE_MAX_STALENESS_MS";
     /// Seed of the mock data.
     pub const MOCK_SEED: &str = "WARMCACHE_MOCK_SEED";
+    /// Every Nth mock refresh fails (0: never).
+    pub const MOCK_FAIL_EVERY: &str = "WARMCACHE_MOCK_FAIL_EVERY";
+    /// Address of `GET /metrics`.
+    pub const METRICS_LISTEN: &str = "WARMCACHE_METRICS_LISTEN";
     /// `text` or `json`.
     pub const LOG_FORMAT: &str = "WARMCACHE_LOG_FORMAT";
     /// L1 budget per keyspace, in bytes.
     pub const L1_MAX_BYTES: &str = "WARMCACHE_L1_MAX_BYTES";
     /// Upper bound of an L1 entry's life, in milliseconds.
     pub const L1_TTL_MS: &str = "WARMCACHE_L1_TTL_MS";
+    /// How long L1 is trusted after the invalidation connection is lost.
+    pub const L1_GRACE_MS: &str = "WARMCACHE_L1_GRACE_MS";
+    /// Upper bound of an L1 entry's life in the pub/sub fallback.
+    pub const FALLBACK_L1_TTL_MS: &str = "WARMCACHE_FALLBACK_L1_TTL_MS";
 }
 
 /// All settings, in the order `--help` and the README show them.
@@ -60,6 +85,12 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("listen"),
         default: Some("127.0.0.1:8080"),
         help: "Address the HTTP API listens on (port 0 picks a free port)",
+    },
+    Setting {
+        env: vars::METRICS_LISTEN,
+        flag: Some("metrics-listen"),
+        default: Some("127.0.0.1:9464"),
+        help: "Address GET /metrics listens on, apart from the API (port 0 picks a free port)",
     },
     Setting {
         env: vars::MODE,
@@ -72,6 +103,54 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("bq-project-id"),
         default: None,
         help: "Google Cloud project to query; setting it selects live mode under --mode auto",
+    },
+    Setting {
+        env: vars::BQ_DATASET,
+        flag: Some("bq-dataset"),
+        default: None,
+        help: "BigQuery dataset of the tables (required in live mode)",
+    },
+    Setting {
+        env: vars::BQ_TRANSACTIONS_TABLE,
+        flag: Some("bq-transactions-table"),
+        default: Some("transactions"),
+        help: "Transactions table: table, dataset.table or project.dataset.table",
+    },
+    Setting {
+        env: vars::BQ_PRODUCTS_TABLE,
+        flag: Some("bq-products-table"),
+        default: Some("products"),
+        help: "Products table: table, dataset.table or project.dataset.table",
+    },
+    Setting {
+        env: vars::BQ_QUERY_DIR,
+        flag: Some("bq-query-dir"),
+        default: None,
+        help: "Directory whose dashboard.sql, historical.sql or products.sql replace the built-in queries",
+    },
+    Setting {
+        env: vars::BQ_MAXIMUM_BYTES_BILLED,
+        flag: Some("bq-maximum-bytes-billed"),
+        default: Some("1073741824"),
+        help: "Cap on the bytes one query may bill (10485760 to 109951162777600); over it the refresh fails",
+    },
+    Setting {
+        env: vars::BQ_CURRENCY,
+        flag: Some("bq-currency"),
+        default: Some("USD"),
+        help: "ISO 4217 code of the amounts in live mode",
+    },
+    Setting {
+        env: vars::BIGQUERY_EMULATOR_HOST,
+        flag: Some("bigquery-emulator-host"),
+        default: None,
+        help: "host:port of a BigQuery emulator; set, live mode queries it over HTTP with no credentials",
+    },
+    Setting {
+        env: vars::GOOGLE_APPLICATION_CREDENTIALS,
+        flag: None,
+        default: None,
+        help: "Service-account key file (environment only); unset: application default credentials (metadata server)",
     },
     Setting {
         env: vars::TTL_MS,
@@ -104,6 +183,12 @@ pub const SETTINGS: &[Setting] = &[
         help: "Seed of the generated mock data (any unsigned 64-bit number)",
     },
     Setting {
+        env: vars::MOCK_FAIL_EVERY,
+        flag: Some("mock-fail-every"),
+        default: Some("0"),
+        help: "Mock mode only: every Nth refresh fails, to see stale-if-error at work (0: never)",
+    },
+    Setting {
         env: vars::LOG_FORMAT,
         flag: Some("log-format"),
         default: Some("text"),
@@ -120,6 +205,18 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("l1-ttl-ms"),
         default: Some("60000"),
         help: "Longest life of an L1 entry in milliseconds (also bounded by the key's Redis TTL)",
+    },
+    Setting {
+        env: vars::L1_GRACE_MS,
+        flag: Some("l1-grace-ms"),
+        default: Some("1000"),
+        help: "How long L1 entries are still served after the invalidation connection is lost (0: not at all)",
+    },
+    Setting {
+        env: vars::FALLBACK_L1_TTL_MS,
+        flag: Some("fallback-l1-ttl-ms"),
+        default: Some("5000"),
+        help: "Longest L1 life when Redis refuses CLIENT TRACKING and pub/sub invalidation is used",
     },
     Setting {
         env: "REDIS_HOST",
@@ -239,10 +336,16 @@ pub struct RefreshConfig {
 pub struct Config {
     /// API listen address.
     pub listen: SocketAddr,
+    /// `GET /metrics` listen address.
+    pub metrics_listen: SocketAddr,
+    /// Mock mode: every Nth refresh fails (0: never).
+    pub mock_fail_every: u64,
     /// Resolved data source mode.
     pub mode: Mode,
     /// Google Cloud project for live mode.
     pub bq_project_id: Option<String>,
+    /// Live-mode settings; `Some` exactly in live mode.
+    pub bigquery: Option<BigQueryConfig>,
     /// Refresher timing.
     pub refresh: RefreshConfig,
     /// Data age after which the service is not ready.
@@ -257,6 +360,8 @@ pub struct Config {
     pub l1_max_bytes: u64,
     /// Upper bound of an L1 entry's life.
     pub l1_ttl: Duration,
+    /// How invalidations keep L1 coherent across instances.
+    pub invalidation: InvalidationOptions,
 }
 
 impl Config {
@@ -284,6 +389,22 @@ impl Config {
                     &v,
                     "an IP address and port such as 127.0.0.1:8080",
                 )
+            })?,
+        };
+        let metrics_listen = match get(vars::METRICS_LISTEN) {
+            None => SocketAddr::from(([127, 0, 0, 1], 9464)),
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    vars::METRICS_LISTEN,
+                    &v,
+                    "an IP address and port such as 127.0.0.1:9464",
+                )
+            })?,
+        };
+        let mock_fail_every = match get(vars::MOCK_FAIL_EVERY) {
+            None => 0,
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConfigError::new(vars::MOCK_FAIL_EVERY, &v, "a whole number (0: never)")
             })?,
         };
         let bq_project_id = get(vars::BQ_PROJECT_ID).map(|v| v.trim().to_owned());
@@ -361,15 +482,40 @@ impl Config {
             },
         };
         let l1_ttl_ms = parse_ms(get(vars::L1_TTL_MS), vars::L1_TTL_MS, 60_000, 1, MAX_TTL_MS)?;
+        let invalidation = InvalidationOptions {
+            grace: Duration::from_millis(parse_ms(
+                get(vars::L1_GRACE_MS),
+                vars::L1_GRACE_MS,
+                1_000,
+                0,
+                3_600_000,
+            )?),
+            fallback_l1_ttl: Duration::from_millis(parse_ms(
+                get(vars::FALLBACK_L1_TTL_MS),
+                vars::FALLBACK_L1_TTL_MS,
+                5_000,
+                1,
+                MAX_TTL_MS,
+            )?),
+            ..InvalidationOptions::default()
+        };
         let redis = RedisConfig::from_lookup(&lookup)?;
+        let bigquery = match (mode, &bq_project_id) {
+            (Mode::Live, Some(project)) => Some(BigQueryConfig::from_lookup(project, &lookup)?),
+            _ => None,
+        };
 
         Ok(Self {
+            metrics_listen,
+            mock_fail_every,
             redis,
             l1_max_bytes,
             l1_ttl: Duration::from_millis(l1_ttl_ms),
+            invalidation,
             listen,
             mode,
             bq_project_id,
+            bigquery,
             refresh: RefreshConfig {
                 ttl: Duration::from_millis(ttl_ms),
                 timeout: Duration::from_millis(timeout_ms),
@@ -448,12 +594,31 @@ mod tests {
 
     #[test]
     fn project_id_selects_live_mode_unless_mock_is_forced() {
-        let live = parse(&[(vars::BQ_PROJECT_ID, "acme-prod")]).expect("valid");
+        let live = parse(&[
+            (vars::BQ_PROJECT_ID, "acme-prod"),
+            (vars::BQ_DATASET, "shop"),
+        ])
+        .expect("valid");
         assert_eq!(live.mode, Mode::Live);
         assert_eq!(live.bq_project_id.as_deref(), Some("acme-prod"));
+        let bigquery = live.bigquery.expect("live mode has its settings");
+        assert_eq!(
+            (bigquery.project_id.as_str(), bigquery.dataset.as_str()),
+            ("acme-prod", "shop")
+        );
         let forced =
             parse(&[(vars::BQ_PROJECT_ID, "acme-prod"), (vars::MODE, "mock")]).expect("valid");
         assert_eq!(forced.mode, Mode::Mock);
+        assert!(
+            forced.bigquery.is_none(),
+            "mock mode ignores the BigQuery settings"
+        );
+    }
+
+    #[test]
+    fn live_mode_without_a_dataset_is_rejected_naming_it() {
+        let err = parse(&[(vars::BQ_PROJECT_ID, "acme-prod")]).expect_err("incomplete");
+        assert_eq!(err.name, vars::BQ_DATASET);
     }
 
     #[test]

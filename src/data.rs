@@ -153,6 +153,17 @@ pub enum StockStatus {
     OutOfStock,
 }
 
+impl StockStatus {
+    /// The status of `quantity` units: none is out of stock, 1 to 10 is low.
+    pub fn from_quantity(quantity: u64) -> Self {
+        match quantity {
+            0 => Self::OutOfStock,
+            1..=10 => Self::LowStock,
+            _ => Self::InStock,
+        }
+    }
+}
+
 /// One catalog entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -3,7 +3,9 @@
 //! A [`Snapshot`] (dashboard, historical, products, refresh times, last error,
 //! mode) lives in a [`SnapshotCache`], a lock-free `ArcSwap` cell. A
 //! [`Refresher`] task replaces it every TTL from a [`SnapshotSource`]
-//! ([`MockSource`] for development); readers never wait and never query.
+//! (`BigQuerySource` in live mode, with the default cargo feature
+//! `bigquery`; [`MockSource`] for development); readers never wait and never
+//! query.
 //! Each section is rendered to JSON once per refresh, with an ETag, so the
 //! [`service`] serves it without serializing.
 //!
@@ -32,6 +34,7 @@
 
 mod config;
 pub mod data;
+pub mod metrics;
 pub mod records;
 mod redis;
 mod refresher;
@@ -43,10 +46,18 @@ mod tier;
 
 pub use config::{Config, ConfigError, LogFormat, RefreshConfig, SETTINGS, Setting, vars};
 pub use data::SnapshotData;
-pub use redis::{L2Error, RedisConfig, RedisHandle, RedisSetupError, Secret};
+pub use redis::{
+    INVALIDATION_CHANNEL, InvalidationListener, InvalidationMode, InvalidationOptions, L2Error,
+    RedisConfig, RedisHandle, RedisSetupError, Secret,
+};
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
 pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};
-pub use source::{MockSource, SnapshotSource, SourceError};
+pub use source::{
+    BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_MAXIMUM_BYTES_BILLED, MockSource,
+    SnapshotSource, SourceError,
+};
+#[cfg(feature = "bigquery")]
+pub use source::{BigQuerySource, BigQuerySourceBuilder, BigQueryStats, SectionStats};
 pub use tier::{
     CacheError, CacheId, CacheStats, Cached, DEFAULT_L1_MAX_BYTES, DEFAULT_L1_TTL, InvalidId,
     LoaderError, MAX_ID_LEN, Tier, TieredCache, TieredCacheBuilder,

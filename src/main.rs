@@ -28,8 +28,20 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_format);
+    // The binary, not the library, installs the recorder: before anything
+    // registers its metric handles.
+    let metrics = match warmcache::metrics::prometheus_builder().and_then(|b| b.install_recorder())
+    {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("warmcache: cannot install the metrics recorder: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    warmcache::metrics::describe();
     let options = RunOptions {
         bench_baseline: matches.get_flag("bench-baseline"),
+        metrics: Some(metrics),
     };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

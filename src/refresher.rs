@@ -19,6 +19,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::{ConfigError, RefreshConfig, parse_jitter};
+use crate::metrics::RefreshMetrics;
 use crate::rng::SplitMix64;
 use crate::snapshot::{LastError, Sections, Snapshot, SnapshotCache, Timestamp};
 use crate::source::{SnapshotSource, SourceError};
@@ -131,6 +132,7 @@ impl RefresherBuilder {
             cache,
             shared: Arc::clone(&shared),
             rng: SplitMix64::from_entropy(),
+            metrics: RefreshMetrics::register(),
         };
         let handle = tokio::spawn(task.run(cancel.clone()));
         Ok(Refresher {
@@ -222,6 +224,7 @@ struct RefreshTask<S> {
     cache: SnapshotCache,
     shared: Arc<Shared>,
     rng: SplitMix64,
+    metrics: RefreshMetrics,
 }
 
 /// Closes the waiter list when the task ends, however it ends, so no
@@ -309,6 +312,13 @@ impl<S: SnapshotSource> RefreshTask<S> {
             Ok(Ok(data)) => Sections::render(generation, data, started, self.settings.ttl)
                 .map_err(RefreshError::from),
         };
+        self.metrics.duration.record(started.age());
+        if fetched.is_ok() {
+            &self.metrics.ok
+        } else {
+            &self.metrics.error
+        }
+        .increment(1);
         let previous = self.cache.load_full();
         match fetched {
             Ok(sections) => {

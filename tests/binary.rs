@@ -45,6 +45,7 @@ fn warmcache() -> Command {
         .env_remove("BQ_PROJECT_ID")
         .env_remove("WARMCACHE_MODE")
         .env("WARMCACHE_LISTEN", "127.0.0.1:0")
+        .env("WARMCACHE_METRICS_LISTEN", "127.0.0.1:0")
         .env("WARMCACHE_LOG_FORMAT", "text")
         .env("RUST_LOG", "info")
         // No Redis at all (a closed port), as on a bare machine; never the
@@ -534,13 +535,70 @@ async fn invalid_settings_exit_2_with_one_line_naming_the_setting() {
 }
 
 #[tokio::test]
-async fn live_mode_is_refused_cleanly_until_bigquery_is_supported() {
+async fn live_mode_without_a_dataset_exits_2_naming_it() {
     let (status, _stdout, stderr) = run_to_exit(&[("BQ_PROJECT_ID", "some-project")], &[]).await;
-    assert!(!status.success(), "{status}; stderr:\n{stderr}");
+    assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("BQ_DATASET"), "{stderr}");
     assert!(
-        status.code().is_some(),
-        "killed by a signal, not an exit: {status}"
+        stderr.contains("BQ_PROJECT_ID"),
+        "says why it is needed: {stderr}"
     );
+    assert!(!stderr.contains("listening on"), "{stderr}");
+    assert_no_panic(&stderr);
+}
+
+/// Live mode with a key file that is missing, or present but unusable:
+/// start-up fails naming the file, and never shows what is inside it.
+#[cfg(feature = "bigquery")]
+#[tokio::test]
+async fn live_mode_with_a_bad_key_file_fails_start_up_naming_it() {
+    let dir = support::temp_dir("key-file");
+    let missing = dir.join("missing-key.json");
+    let partial = dir.join("partial-key.json");
+    std::fs::write(
+        &partial,
+        r#"{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----TOPSECRET"}"#,
+    )
+    .expect("write the key file");
+    for (key, problem) in [
+        (&missing, "the file does not exist"),
+        (&partial, "missing field"),
+    ] {
+        let key_path = key.display().to_string();
+        let (status, _stdout, stderr) = run_to_exit(
+            &[
+                ("BQ_PROJECT_ID", "some-project"),
+                ("BQ_DATASET", "shop"),
+                ("GOOGLE_APPLICATION_CREDENTIALS", key_path.as_str()),
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+        assert!(
+            stderr.contains("GOOGLE_APPLICATION_CREDENTIALS") && stderr.contains(&key_path),
+            "{stderr}"
+        );
+        assert!(stderr.contains(problem), "{stderr}");
+        assert!(!stderr.contains("TOPSECRET"), "{stderr}");
+        assert!(!stderr.contains("listening on"), "{stderr}");
+        assert_no_panic(&stderr);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Built without the `bigquery` feature, a complete live configuration is
+/// refused with a message saying what the build lacks.
+#[cfg(not(feature = "bigquery"))]
+#[tokio::test]
+async fn live_mode_is_refused_cleanly_without_the_bigquery_feature() {
+    let (status, _stdout, stderr) = run_to_exit(
+        &[("BQ_PROJECT_ID", "some-project"), ("BQ_DATASET", "shop")],
+        &[],
+    )
+    .await;
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("`bigquery` feature"), "{stderr}");
     assert!(stderr.contains("BQ_PROJECT_ID"), "{stderr}");
     assert!(!stderr.contains("listening on"), "{stderr}");
     assert_no_panic(&stderr);

@@ -8,6 +8,8 @@
 
 mod breaker;
 mod config;
+pub(crate) mod hub;
+mod tracking;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,13 +17,17 @@ use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{
-    Client, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError, TlsCertificates, Value,
+    Client, ConnectionInfo, ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo,
+    RedisError, TlsCertificates, Value,
 };
 use bytes::Bytes;
 
 pub use config::{RedisConfig, Secret};
+pub use hub::InvalidationMode;
+pub use tracking::{INVALIDATION_CHANNEL, InvalidationListener, InvalidationOptions};
 
 use breaker::Breaker;
+use hub::Hub;
 
 /// Failures in a row that open the breaker.
 const BREAKER_THRESHOLD: u32 = 3;
@@ -84,6 +90,10 @@ struct Inner {
     manager: ConnectionManager,
     /// Shared by every clone, so all callers learn of an outage together.
     breaker: Breaker,
+    /// A RESP3 client for the invalidation listener's own connection.
+    tracking_client: Client,
+    /// The caches built on this handle, and whether their L1 is trusted.
+    hub: Arc<Hub>,
     op_timeout: Duration,
     endpoint: String,
 }
@@ -124,23 +134,24 @@ impl RedisHandle {
             .into_connection_info()
             .map_err(client_error)?
             .set_redis_settings(redis_settings);
-        let client = match (&config.tls_ca_file, config.use_tls) {
+        let root_cert = match (&config.tls_ca_file, config.use_tls) {
             (Some(path), true) => {
-                let root_cert = std::fs::read(path).map_err(|source| RedisSetupError::CaFile {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                Client::build_with_tls(
-                    info,
-                    TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(root_cert),
-                    },
+                Some(
+                    std::fs::read(path).map_err(|source| RedisSetupError::CaFile {
+                        path: path.display().to_string(),
+                        source,
+                    })?,
                 )
             }
-            _ => Client::open(info),
-        }
-        .map_err(client_error)?;
+            _ => None,
+        };
+        let client = make_client(info.clone(), root_cert.clone()).map_err(client_error)?;
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let tracking_client =
+            make_client(info.set_redis_settings(resp3), root_cert).map_err(client_error)?;
 
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
@@ -154,10 +165,46 @@ impl RedisHandle {
             inner: Arc::new(Inner {
                 manager,
                 breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN),
+                tracking_client,
+                hub: Hub::new(),
                 op_timeout: config.op_timeout,
                 endpoint: config.endpoint(),
             }),
         })
+    }
+
+    /// Starts the invalidation listener for the caches built on this handle
+    /// so far (build the caches first). Needs a tokio runtime.
+    pub fn start_invalidation(&self, options: InvalidationOptions) -> InvalidationListener {
+        InvalidationListener::spawn(
+            self.inner.tracking_client.clone(),
+            Arc::clone(&self.inner.hub),
+            options,
+        )
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    /// In the pub/sub fallback, tells the other instances that `key` changed.
+    /// Best effort: a lost message costs at most the fallback L1 bound.
+    pub(crate) async fn publish_invalidation(&self, key: &str) {
+        if self.inner.hub.mode() != InvalidationMode::PubSub {
+            return;
+        }
+        let published = self
+            .run(|mut c| async move {
+                ::redis::cmd("PUBLISH")
+                    .arg(INVALIDATION_CHANNEL)
+                    .arg(key)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(e) = published {
+            tracing::debug!(key, error = %e, "could not publish an invalidation");
+        }
     }
 
     /// `host:port` of the server.
@@ -281,6 +328,19 @@ impl RedisHandle {
             tracing::warn!(endpoint = %self.inner.endpoint, error = %error, "redis marked unavailable; failing fast for {} ms", BREAKER_COOLDOWN.as_millis());
         }
         Err(error)
+    }
+}
+
+fn make_client(info: ConnectionInfo, root_cert: Option<Vec<u8>>) -> Result<Client, RedisError> {
+    match root_cert {
+        Some(root_cert) => Client::build_with_tls(
+            info,
+            TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            },
+        ),
+        None => Client::open(info),
     }
 }
 

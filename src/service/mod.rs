@@ -7,7 +7,9 @@
 mod baseline;
 mod error;
 mod health;
+mod http_metrics;
 mod keyed_routes;
+mod metrics_endpoint;
 mod profile;
 pub mod shutdown;
 mod snapshot_routes;
@@ -21,19 +23,21 @@ use axum::Router;
 use axum::http::Method;
 use axum::http::Uri;
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 pub use profile::CustomerProfile;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, vars};
 use crate::records::{
     AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob,
 };
 use crate::redis::{L2Error, RedisHandle, RedisSetupError};
-use crate::refresher::Refresher;
+use crate::refresher::{Refresher, RefresherBuilder};
 use crate::snapshot::{Mode, SnapshotCache};
-use crate::source::MockSource;
+use crate::source::{BigQueryConfig, BigQuerySetupError, MockSource};
 use crate::tier::TieredCache;
 
 /// What every handler can reach. Cloning is cheap.
@@ -107,6 +111,10 @@ pub fn app(state: AppState) -> Router {
         .merge(keyed_routes::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics::HttpMetrics::register(),
+            http_metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -124,11 +132,15 @@ pub enum StartupError {
     /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// Live mode was selected but this build has no BigQuery source yet.
+    /// Live mode was selected but this build has no BigQuery source (it
+    /// was built without the `bigquery` cargo feature).
     #[error(
-        "live mode (BQ_PROJECT_ID is set) needs the BigQuery source, which this build does not include yet; unset BQ_PROJECT_ID or set WARMCACHE_MODE=mock"
+        "live mode (BQ_PROJECT_ID is set) needs the BigQuery source, which this build does not include (built without the `bigquery` feature); unset BQ_PROJECT_ID or set WARMCACHE_MODE=mock"
     )]
     LiveModeUnavailable,
+    /// The BigQuery source could not be set up (key file, query files, client).
+    #[error(transparent)]
+    BigQuery(#[from] BigQuerySetupError),
     /// The Redis settings cannot be used.
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
@@ -150,11 +162,66 @@ pub enum StartupError {
 }
 
 /// Extra routes for measurements; off in normal runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Adds `GET /_bench/constant`: a constant body the size of the
     /// dashboard, the baseline of `benches/http_load.sh`.
     pub bench_baseline: bool,
+    /// The installed Prometheus recorder: serves `GET /metrics` on
+    /// `config.metrics_listen`. `None`: no metrics endpoint.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// Builds the source of the configured mode and spawns its refresher (the
+/// refresher is generic over the source, so each arm spawns its own type).
+async fn spawn_refresher(
+    config: &Config,
+    snapshots: SnapshotCache,
+) -> Result<Refresher, StartupError> {
+    let builder = Refresher::builder().config(&config.refresh);
+    match (config.mode, &config.bigquery) {
+        (Mode::Mock, _) => Ok(builder.spawn(
+            MockSource::new(config.mock_seed).fail_every(config.mock_fail_every),
+            snapshots,
+        )?),
+        (Mode::Live, Some(bigquery)) => spawn_live(builder, bigquery, snapshots).await,
+        (Mode::Live, None) => Err(StartupError::Config(ConfigError::new(
+            vars::BQ_DATASET,
+            "",
+            "live-mode settings (Config::bigquery is None)",
+        ))),
+    }
+}
+
+#[cfg(feature = "bigquery")]
+async fn spawn_live(
+    builder: RefresherBuilder,
+    bigquery: &BigQueryConfig,
+    snapshots: SnapshotCache,
+) -> Result<Refresher, StartupError> {
+    let source = crate::source::BigQuerySource::from_config(bigquery).await?;
+    tracing::info!(
+        endpoint = source.endpoint(),
+        project = %bigquery.project_id,
+        dataset = %bigquery.dataset,
+        maximum_bytes_billed = bigquery.maximum_bytes_billed,
+        "live mode: querying BigQuery"
+    );
+    for (section, origin) in source.query_origins() {
+        if origin != "built-in" {
+            tracing::info!(section, file = origin, "query replaced from BQ_QUERY_DIR");
+        }
+    }
+    Ok(builder.spawn(source, snapshots)?)
+}
+
+#[cfg(not(feature = "bigquery"))]
+async fn spawn_live(
+    _builder: RefresherBuilder,
+    _bigquery: &BigQueryConfig,
+    _snapshots: SnapshotCache,
+) -> Result<Refresher, StartupError> {
+    Err(StartupError::LiveModeUnavailable)
 }
 
 /// Runs the service until `shutdown` resolves, then finishes in-flight
@@ -167,14 +234,9 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    let source = match config.mode {
-        Mode::Mock => MockSource::new(config.mock_seed),
-        Mode::Live => return Err(StartupError::LiveModeUnavailable),
-    };
     let snapshots = SnapshotCache::new(config.mode);
-    let refresher = Refresher::builder()
-        .config(&config.refresh)
-        .spawn(source, snapshots.clone())?;
+    let snapshots_for_metrics = snapshots.clone();
+    let refresher = spawn_refresher(&config, snapshots.clone()).await?;
     let redis = RedisHandle::connect_lazy(&config.redis)?;
     match redis.ping().await {
         Ok(()) => tracing::info!(endpoint = redis.endpoint(), "redis reachable"),
@@ -191,6 +253,8 @@ pub async fn run(
         config.l1_ttl,
         config.mode == Mode::Mock,
     )?;
+    // After the caches: the listener tracks the keyspaces registered so far.
+    let invalidation = redis.start_invalidation(config.invalidation);
     let state = AppState {
         snapshots,
         ttl: config.refresh.ttl,
@@ -209,11 +273,55 @@ pub async fn run(
     if options.bench_baseline {
         router = router.merge(baseline::router(state));
     }
+    // One signal stops both servers.
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    let mut metrics_tasks = Vec::new();
+    if let Some(handle) = options.metrics {
+        let metrics_listener =
+            TcpListener::bind(config.metrics_listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.metrics_listen,
+                    source,
+                })?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        let metrics_router = metrics_endpoint::router(
+            handle.clone(),
+            snapshots_for_metrics,
+            config.refresh.ttl,
+            config.max_staleness,
+        );
+        metrics_tasks.push(metrics_endpoint::spawn_upkeep(handle, stop.clone()));
+        metrics_tasks.push(tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                if let Err(e) = axum::serve(metrics_listener, metrics_router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                {
+                    tracing::error!("metrics server failed: {e}");
+                }
+            }
+        }));
+        tracing::info!("metrics on http://{metrics_addr}/metrics");
+    }
     tracing::info!(mode = %config.mode, ttl_ms = config.refresh.ttl.as_millis() as u64, "listening on http://{addr}");
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
         .await?;
+    stop.cancel();
+    for task in metrics_tasks {
+        let _ = task.await;
+    }
     refresher.shutdown().await;
+    invalidation.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

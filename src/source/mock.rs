@@ -130,6 +130,8 @@ pub struct MockSource {
     catalog: Vec<CatalogEntry>,
     /// Fetches so far: the refresh number of the next fetch.
     fetches: AtomicU64,
+    /// Every Nth fetch fails (0: never), to show stale-if-error.
+    fail_every: u64,
 }
 
 impl MockSource {
@@ -140,6 +142,7 @@ impl MockSource {
             pinned_now: None,
             catalog: build_catalog(seed),
             fetches: AtomicU64::new(0),
+            fail_every: 0,
         }
     }
 
@@ -147,6 +150,14 @@ impl MockSource {
     #[must_use]
     pub fn with_now(mut self, now: OffsetDateTime) -> Self {
         self.pinned_now = Some(now);
+        self
+    }
+
+    /// Makes every `n`th fetch fail (0: never), so a person or a test can
+    /// watch stale-if-error, backoff and the alerts at work.
+    #[must_use]
+    pub fn fail_every(mut self, n: u64) -> Self {
+        self.fail_every = n;
         self
     }
 
@@ -400,6 +411,12 @@ impl MockSource {
 impl SnapshotSource for MockSource {
     async fn fetch(&self) -> Result<SnapshotData, SourceError> {
         let refresh = self.fetches.fetch_add(1, Ordering::Relaxed);
+        if self.fail_every > 0 && (refresh + 1) % self.fail_every == 0 {
+            return Err(SourceError::Unavailable(format!(
+                "mock failure of refresh {} (WARMCACHE_MOCK_FAIL_EVERY)",
+                refresh + 1
+            )));
+        }
         let now = self.pinned_now.unwrap_or_else(OffsetDateTime::now_utc);
         Ok(self.generate(now, refresh))
     }
@@ -436,11 +453,7 @@ fn sum_days(days: &[DailyAggregate], distinct_ratio: f64) -> Kpi {
 }
 
 fn stock_status(quantity: u64) -> StockStatus {
-    match quantity {
-        0 => StockStatus::OutOfStock,
-        1..=10 => StockStatus::LowStock,
-        _ => StockStatus::InStock,
-    }
+    StockStatus::from_quantity(quantity)
 }
 
 fn build_catalog(seed: u64) -> Vec<CatalogEntry> {

@@ -1,13 +1,22 @@
 //! Where snapshot data comes from: the [`SnapshotSource`] trait and its error.
 //!
 //! The refresher calls [`SnapshotSource::fetch`] on its timer; nothing on the
-//! request path does. [`MockSource`] generates data for local development; the
-//! BigQuery source (live mode) is added by its own module.
+//! request path does. [`MockSource`] generates data for local development;
+//! `BigQuerySource` (live mode, cargo feature `bigquery`) queries BigQuery,
+//! configured by [`BigQueryConfig`].
 
+#[cfg(feature = "bigquery")]
+mod bigquery;
+mod bigquery_config;
 mod mock;
 
 use std::future::Future;
 
+#[cfg(feature = "bigquery")]
+pub use bigquery::{BigQuerySource, BigQuerySourceBuilder, BigQueryStats, SectionStats};
+pub use bigquery_config::{
+    BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_MAXIMUM_BYTES_BILLED,
+};
 pub use mock::MockSource;
 
 use crate::data::SnapshotData;
@@ -26,6 +35,15 @@ pub enum SourceError {
     /// The backend could not be reached or answered with an error.
     #[error("source unavailable: {0}")]
     Unavailable(String),
+    /// The backend refused or failed one section's query (a SQL error, a
+    /// missing table or column, the cost cap).
+    #[error("{section} query failed: {message}")]
+    Query {
+        /// `dashboard`, `historical` or `products`.
+        section: &'static str,
+        /// What the backend said.
+        message: String,
+    },
     /// A row did not have the expected shape.
     #[error("{section}: row {row}: column `{column}`: {problem}")]
     BadRow {
@@ -36,6 +54,15 @@ pub enum SourceError {
         /// Column name.
         column: String,
         /// What is wrong with it.
+        problem: String,
+    },
+    /// A section's result as a whole is wrong (a row it needs is missing,
+    /// or rows were lost between pages).
+    #[error("{section}: {problem}")]
+    BadResult {
+        /// `dashboard`, `historical` or `products`.
+        section: &'static str,
+        /// What is wrong.
         problem: String,
     },
 }

@@ -9,10 +9,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::stats::Counters;
+use super::stripes::Stripes;
 use super::{Inner, L1Entry, TieredCache};
 use crate::config::ConfigError;
 use crate::records::Keyspace;
 use crate::redis::RedisHandle;
+use crate::redis::hub::InvalidationTarget;
 use crate::tier::id::CacheId;
 
 /// Default L1 budget per keyspace.
@@ -101,16 +103,22 @@ where
             })
             .expire_after(EntryDeadline)
             .build();
-        Ok(TieredCache {
-            inner: Arc::new(Inner {
-                keyspace: self.keyspace,
-                prefix: format!("{name}:"),
-                l1_ttl: self.l1_ttl.min(self.keyspace.ttl),
-                l1,
-                redis: self.redis,
-                counters: Counters::default(),
-            }),
-        })
+        let hub = self.redis.as_ref().map(|redis| Arc::clone(redis.hub()));
+        let inner = Arc::new(Inner {
+            keyspace: self.keyspace,
+            prefix: format!("{name}:"),
+            l1_ttl: self.l1_ttl.min(self.keyspace.ttl),
+            l1,
+            redis: self.redis,
+            hub,
+            stripes: Stripes::new(),
+            counters: Counters::new(name),
+        });
+        if let Some(hub) = &inner.hub {
+            let target: Arc<dyn InvalidationTarget> = inner.clone();
+            hub.register(Arc::downgrade(&target));
+        }
+        Ok(TieredCache { inner })
     }
 }
 

@@ -6,11 +6,18 @@
 //! call. Values in Redis are the JSON text Node services write with
 //! `JSON.stringify`, and L1 keeps those exact bytes next to the decoded
 //! value, so an HTTP layer can send them as they are.
+//!
+//! Coherence: an L1 entry is served only while it is unexpired, its id's
+//! invalidation generation ([`stripes`]) is unchanged since its fill began,
+//! and the invalidation listener (if started) is connected or within its
+//! grace period. The fill logic lives in [`fill`].
 
 mod builder;
 mod error;
+mod fill;
 mod id;
 mod stats;
+mod stripes;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,7 +35,9 @@ pub use stats::CacheStats;
 
 use crate::records::Keyspace;
 use crate::redis::RedisHandle;
-use stats::Counters;
+use crate::redis::hub::{Hub, InvalidationTarget};
+use stats::{Counters, L2Op};
+use stripes::Stripes;
 
 /// Which tier answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +68,8 @@ struct L1Entry<V> {
     json: Bytes,
     /// On tokio's clock; never later than the Redis key's expiry.
     expires_at: Instant,
+    /// The id's invalidation generation when the fill began.
+    generation: u64,
     /// The tier it was filled from.
     origin: Tier,
 }
@@ -69,6 +80,7 @@ impl<V> Clone for L1Entry<V> {
             value: Arc::clone(&self.value),
             json: self.json.clone(),
             expires_at: self.expires_at,
+            generation: self.generation,
             origin: self.origin,
         }
     }
@@ -120,14 +132,28 @@ struct Inner<V> {
     /// moka: bounded by bytes, coalesces concurrent fills of one id.
     l1: moka::future::Cache<CacheId, L1Entry<V>>,
     redis: Option<RedisHandle>,
+    /// The handle's hub: is L1 trusted, and what bounds new entries.
+    hub: Option<Arc<Hub>>,
+    /// Per-id invalidation generations (atomics: bumped from the listener
+    /// task and read on every hit, never locked).
+    stripes: Stripes,
     counters: Counters,
 }
 
-/// Why a fill inside `try_get_with` produced no entry.
-#[derive(Debug)]
-enum NoEntry {
-    Absent,
-    Failed(CacheError),
+impl<V: Send + Sync + 'static> InvalidationTarget for Inner<V> {
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn invalidate_remote(&self, id: &str) {
+        self.stripes.bump(id);
+        self.counters.invalidation_remote();
+    }
+
+    fn invalidate_all(&self) {
+        self.stripes.bump_all();
+        self.l1.invalidate_all();
+    }
 }
 
 impl<V> TieredCache<V>
@@ -163,27 +189,19 @@ where
         if let Some(hit) = self.l1_get(&id).await {
             return Ok(Some(hit));
         }
-        let fill = async {
-            match self.read_l2(&id).await {
-                Ok(Some(entry)) => Ok(entry),
-                Ok(None) => Err(NoEntry::Absent),
-                Err(e) => Err(NoEntry::Failed(e)),
-            }
-        };
-        match self.inner.l1.try_get_with(id.clone(), fill).await {
-            Ok(entry) => Ok(Some(entry.cached(entry.origin))),
-            Err(shared) => match &*shared {
-                NoEntry::Absent => Ok(None),
-                NoEntry::Failed(e) => Err(e.clone()),
-            },
-        }
+        self.fill(
+            &id,
+            None::<fn(CacheId) -> std::future::Ready<Result<V, CacheError>>>,
+        )
+        .await
     }
 
     /// The value of `id` from L1, Redis, or else `loader`, whose result is
     /// stored in Redis (`SET .. EX ttl NX`) and L1. Concurrent callers for one
     /// id share one Redis read and one loader call. When Redis is down or
     /// holds a corrupt value, the loader answers (a corrupt value is then
-    /// overwritten with the loaded one).
+    /// overwritten with the loaded one). A load that an invalidation of `id`
+    /// overtakes returns its value to its caller but stores it nowhere.
     ///
     /// # Errors
     /// A malformed id, the loader's error, or a value that cannot be encoded.
@@ -197,12 +215,10 @@ where
         if let Some(hit) = self.l1_get(&id).await {
             return Ok(hit);
         }
-        let entry = self
-            .inner
-            .l1
-            .try_get_with(id.clone(), self.fill_or_load(&id, loader))
-            .await?;
-        Ok(entry.cached(entry.origin))
+        let found = self.fill(&id, Some(loader)).await?;
+        found.ok_or_else(|| {
+            CacheError::Loader(Arc::new(std::io::Error::other("the loader found nothing")))
+        })
     }
 
     /// Stores `value` in Redis (`SETEX`), then in L1. If Redis does not take
@@ -213,53 +229,72 @@ where
     /// A malformed id, a value that cannot be encoded, or Redis failing.
     pub async fn insert(&self, id: &str, value: V) -> Result<Cached<V>, CacheError> {
         let id = CacheId::parse(id)?;
-        let json = encode(&value)?;
+        let json = fill::encode(&value)?;
+        let generation = self.inner.stripes.generation(id.as_str());
         if let Some(redis) = &self.inner.redis {
-            if let Err(e) = redis
-                .set_ex(&self.key(&id), &json, self.inner.keyspace.ttl)
-                .await
-            {
-                Counters::bump(&self.inner.counters.l2_errors);
+            let key = self.key(&id);
+            if let Err(e) = redis.set_ex(&key, &json, self.inner.keyspace.ttl).await {
+                self.inner.counters.l2_error(L2Op::Set);
                 if e.is_ambiguous() {
+                    self.inner.stripes.bump(id.as_str());
                     self.inner.l1.invalidate(&id).await;
                 }
                 return Err(e.into());
             }
+            redis.publish_invalidation(&key).await;
         }
         let entry = L1Entry {
             value: Arc::new(value),
             json,
             expires_at: self.l1_deadline(None),
+            generation,
             origin: Tier::L1,
         };
         self.inner.l1.insert(id, entry.clone()).await;
         Ok(entry.cached(Tier::L1))
     }
 
-    /// Deletes `id` from Redis and from this process's L1. L1 is cleared
-    /// even when Redis fails, and the failure is returned.
+    /// Deletes `id` from Redis and ends this process's L1 copy and every
+    /// fill of `id` in flight here; other instances drop theirs when Redis
+    /// pushes the change (or the fallback message) to them. For the
+    /// age-verification keyspace this is the GDPR erasure. L1 is cleared even
+    /// when Redis fails, and the failure is returned.
     ///
     /// # Errors
     /// A malformed id, or Redis failing (the key may still be in Redis).
     pub async fn invalidate(&self, id: &str) -> Result<(), CacheError> {
         let id = CacheId::parse(id)?;
-        Counters::bump(&self.inner.counters.invalidations);
+        self.inner.counters.invalidation_local();
+        let key = self.key(&id);
         let deleted = match &self.inner.redis {
-            Some(redis) => redis.del(&self.key(&id)).await,
+            Some(redis) => redis.del(&key).await,
             None => Ok(()),
         };
+        // After the DEL: a fill that read the old value started before this bump.
+        self.inner.stripes.bump(id.as_str());
         self.inner.l1.invalidate(&id).await;
-        deleted.map_err(|e| {
-            Counters::bump(&self.inner.counters.l2_errors);
-            e.into()
-        })
+        match deleted {
+            Ok(()) => {
+                if let Some(redis) = &self.inner.redis {
+                    redis.publish_invalidation(&key).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.counters.l2_error(L2Op::Del);
+                self.inner.counters.invalidation_failure();
+                Err(e.into())
+            }
+        }
     }
 
-    /// Time left before the L1 copy of `id` expires; `None` when L1 has none.
+    /// Time left before the L1 copy of `id` expires; `None` when L1 has no
+    /// copy it would serve.
     pub async fn l1_time_to_live(&self, id: &str) -> Option<Duration> {
         let id = CacheId::parse(id).ok()?;
         let entry = self.inner.l1.get(&id).await?;
-        Some(entry.remaining()).filter(|d| !d.is_zero())
+        self.is_servable(&id, &entry, Instant::now())
+            .then(|| entry.remaining())
     }
 
     /// Reads `id` from Redis alone, neither using nor filling L1.
@@ -268,121 +303,48 @@ where
     /// As [`TieredCache::get`].
     pub async fn get_from_l2(&self, id: &str) -> Result<Option<Cached<V>>, CacheError> {
         let id = CacheId::parse(id)?;
-        Ok(self.read_l2(&id).await?.map(|entry| entry.cached(Tier::L2)))
+        let generation = self.inner.stripes.generation(id.as_str());
+        Ok(self
+            .read_l2(&id, generation)
+            .await?
+            .map(|entry| entry.cached(Tier::L2)))
     }
 
-    /// An unexpired L1 entry. An expired one is dropped, so the caller's
+    /// A servable L1 entry. One that is not is dropped, so the caller's
     /// `try_get_with` fills afresh instead of returning it.
     async fn l1_get(&self, id: &CacheId) -> Option<Cached<V>> {
-        let entry = self.inner.l1.get(id).await?;
-        if entry.expires_at <= Instant::now() {
+        let Some(entry) = self.inner.l1.get(id).await else {
+            self.inner.counters.l1_miss();
+            return None;
+        };
+        if !self.is_servable(id, &entry, Instant::now()) {
+            self.inner.counters.l1_miss();
             self.inner.l1.invalidate(id).await;
             return None;
         }
-        Counters::bump(&self.inner.counters.l1_hits);
+        self.inner.counters.l1_hit();
         Some(entry.cached(Tier::L1))
     }
 
-    /// Redis read for an L1 fill; counts and logs every outcome.
-    async fn read_l2(&self, id: &CacheId) -> Result<Option<L1Entry<V>>, CacheError> {
-        let Some(redis) = &self.inner.redis else {
-            Counters::bump(&self.inner.counters.misses);
-            return Ok(None);
-        };
-        let key = self.key(id);
-        let found = redis.get_with_ttl(&key).await.map_err(|e| {
-            Counters::bump(&self.inner.counters.l2_errors);
-            tracing::debug!(key, error = %e, "redis read failed");
-            CacheError::from(e)
-        })?;
-        let Some((json, ttl)) = found else {
-            Counters::bump(&self.inner.counters.misses);
-            return Ok(None);
-        };
-        match serde_json::from_slice::<V>(&json) {
-            Ok(value) => {
-                Counters::bump(&self.inner.counters.l2_hits);
-                Ok(Some(L1Entry {
-                    value: Arc::new(value),
-                    json,
-                    expires_at: self.l1_deadline(ttl),
-                    origin: Tier::L2,
-                }))
-            }
-            Err(e) => {
-                Counters::bump(&self.inner.counters.corrupt_values);
-                // The position and kind only: serde's message may quote the value.
-                let reason = format!(
-                    "{:?} error at line {} column {}",
-                    e.classify(),
-                    e.line(),
-                    e.column()
-                );
-                tracing::warn!(key, reason, "corrupt value in redis; not served");
-                Err(CacheError::Corrupt { key, reason })
-            }
-        }
+    /// Unexpired, not invalidated since its fill began, and L1 trusted.
+    fn is_servable(&self, id: &CacheId, entry: &L1Entry<V>, now: Instant) -> bool {
+        entry.expires_at > now
+            && entry.generation == self.inner.stripes.generation(id.as_str())
+            && self
+                .inner
+                .hub
+                .as_ref()
+                .is_none_or(|hub| hub.l1_trusted(now))
     }
 
-    /// Redis, then the loader; writes a loaded value back to Redis.
-    async fn fill_or_load<F, Fut, E>(
-        &self,
-        id: &CacheId,
-        loader: F,
-    ) -> Result<L1Entry<V>, CacheError>
-    where
-        F: FnOnce(CacheId) -> Fut,
-        Fut: Future<Output = Result<V, E>>,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let overwrite = match self.read_l2(id).await {
-            Ok(Some(entry)) => return Ok(entry),
-            Ok(None) | Err(CacheError::L2(_)) => false,
-            Err(CacheError::Corrupt { .. }) => true,
-            Err(other) => return Err(other),
-        };
-        let value = loader(id.clone()).await.map_err(|e| {
-            Counters::bump(&self.inner.counters.load_errors);
-            CacheError::Loader(Arc::from(e.into()))
-        })?;
-        Counters::bump(&self.inner.counters.loads);
-        let json = encode(&value)?;
-        let entry = L1Entry {
-            value: Arc::new(value),
-            json,
-            expires_at: self.l1_deadline(None),
-            origin: Tier::Loader,
-        };
-        let Some(redis) = &self.inner.redis else {
-            return Ok(entry);
-        };
-        let (key, ttl) = (self.key(id), self.inner.keyspace.ttl);
-        let written = if overwrite {
-            redis.set_ex(&key, &entry.json, ttl).await.map(|()| true)
-        } else {
-            redis.set_ex_if_absent(&key, &entry.json, ttl).await
-        };
-        match written {
-            Ok(true) => Ok(entry),
-            // Another writer stored the key while we loaded: theirs is newer.
-            Ok(false) => Ok(self.read_l2(id).await.ok().flatten().unwrap_or(entry)),
-            Err(e) => {
-                Counters::bump(&self.inner.counters.l2_errors);
-                tracing::debug!(key, error = %e, "could not store the loaded value in redis");
-                Ok(entry)
-            }
-        }
-    }
-
-    /// Deadline of a new L1 entry: the L1 bound, or the Redis key's remaining
-    /// TTL if sooner.
+    /// Deadline of a new L1 entry: the L1 bound, the fallback bound if the
+    /// pub/sub fallback is active, or the Redis key's remaining TTL, whichever
+    /// is soonest.
     fn l1_deadline(&self, redis_ttl: Option<Duration>) -> Instant {
-        Instant::now() + redis_ttl.map_or(self.inner.l1_ttl, |ttl| ttl.min(self.inner.l1_ttl))
+        let mut life = redis_ttl.map_or(self.inner.l1_ttl, |ttl| ttl.min(self.inner.l1_ttl));
+        if let Some(cap) = self.inner.hub.as_ref().and_then(|hub| hub.l1_cap()) {
+            life = life.min(cap);
+        }
+        Instant::now() + life
     }
-}
-
-fn encode<V: Serialize>(value: &V) -> Result<Bytes, CacheError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| CacheError::Encode(Arc::new(e)))
 }

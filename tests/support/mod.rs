@@ -1,10 +1,15 @@
-//! Test support: real `redis-server` processes owned by the test.
+//! Test support: real `redis-server` processes owned by the test (and, in
+//! [`bigquery`], BigQuery emulator processes and fakes).
 //!
 //! Each [`RedisServer`] runs on a free loopback port in its own temporary
 //! directory, and is killed (and its directory removed) when dropped. Tests
 //! can kill and restart it on the same port to simulate an outage.
 
 #![allow(dead_code, unreachable_pub)]
+
+pub mod bigquery;
+#[cfg(feature = "bigquery")]
+pub mod shop;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,158 @@
+//! How long a foreign `DEL` takes to end the L1 copy on another instance.
+//!
+//! A measurement program (`cargo bench --bench invalidation_latency`): it
+//! starts its own redis-server on a free loopback port, one warmcache
+//! instance with its invalidation listener, and a plain client standing in
+//! for a Node service. For each of 10,000 changes it warms the key into the
+//! instance's L1, sends `DEL` from the plain client, and times from sending
+//! the `DEL` until the instance no longer serves its L1 copy. The raw Redis
+//! round trip (`PING` on the plain client) is measured in the same run.
+//! Prints p50, p99 and max of both.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use warmcache::records::{AGE_VERIFICATION, AgeVerification};
+use warmcache::{InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, TieredCache};
+
+const CHANGES: usize = 10_000;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis() -> (Server, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (Server(child), port)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort_unstable();
+    println!(
+        "{name:<28} n={:>6}  p50={:>8.1} µs  p99={:>8.1} µs  max={:>8.1} µs",
+        samples.len(),
+        percentile(&samples, 0.50).as_secs_f64() * 1e6,
+        percentile(&samples, 0.99).as_secs_f64() * 1e6,
+        samples.last().copied().unwrap_or_default().as_secs_f64() * 1e6,
+    );
+}
+
+fn record(id: &str) -> AgeVerification {
+    AgeVerification {
+        customer_id: id.to_owned(),
+        verified: true,
+        method: "id_document".to_owned(),
+        verified_at: 1_764_115_200_000,
+        date_of_birth: None,
+        age_over: Some(18),
+    }
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with --bench absent: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(measure());
+}
+
+async fn measure() {
+    let (_server, port) = start_redis();
+    let redis = RedisHandle::connect_lazy(&RedisConfig::local(port)).expect("settings");
+    let ages: TieredCache<AgeVerification> = TieredCache::builder(AGE_VERIFICATION)
+        .redis(redis.clone())
+        .build()
+        .expect("cache");
+    let listener = redis.start_invalidation(InvalidationOptions::default());
+    let start = Instant::now();
+    while listener.mode() != InvalidationMode::Tracking {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "tracking did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
+    let mut node = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let json = serde_json::to_string(&record("c1")).expect("json");
+
+    let mut round_trips = Vec::with_capacity(CHANGES);
+    for _ in 0..CHANGES {
+        let sent = Instant::now();
+        let () = redis::cmd("PING")
+            .query_async(&mut node)
+            .await
+            .expect("ping");
+        round_trips.push(sent.elapsed());
+    }
+
+    let mut latencies = Vec::with_capacity(CHANGES);
+    for i in 0..CHANGES {
+        let id = format!("c{}", i % 100);
+        let key = format!("age_verification:{id}");
+        // Warm the key into L1 (after the push of the write has landed).
+        let pushes = ages.stats().remote_invalidations;
+        let () = node.set_ex(&key, &json, 3600).await.expect("setex");
+        while ages.stats().remote_invalidations == pushes {
+            tokio::task::yield_now().await;
+        }
+        ages.get(&id).await.expect("reads").expect("present");
+        assert!(ages.l1_time_to_live(&id).await.is_some(), "warm in L1");
+
+        let sent = Instant::now();
+        let () = node.del(&key).await.expect("del");
+        while ages.l1_time_to_live(&id).await.is_some() {
+            tokio::task::yield_now().await;
+        }
+        latencies.push(sent.elapsed());
+    }
+
+    println!("\ninvalidation latency on loopback ({CHANGES} changes each):");
+    report("redis round trip (PING)", round_trips);
+    report("foreign DEL -> L1 gone", latencies);
+    listener.shutdown().await;
+}

@@ -1,0 +1,246 @@
+//! Metric names, their descriptions, and handles registered once.
+//!
+//! The library records through the `metrics` facade and never installs a
+//! recorder: the reference service installs the Prometheus exporter
+//! ([`prometheus_builder`] sets the buckets). Handles are registered when a
+//! cache or refresher is built (label sets are fixed `&'static str`s), so
+//! recording on the hot path is an atomic add, never an allocation or a map
+//! lookup. Build caches after installing the recorder: handles taken before
+//! it record nowhere.
+
+use ::metrics::{
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+
+/// Requests to a keyed cache, by tier and result.
+pub const REQUESTS_TOTAL: &str = "warmcache_requests_total";
+/// Loader calls.
+pub const LOADS_TOTAL: &str = "warmcache_loads_total";
+/// Loader call duration.
+pub const LOAD_DURATION_SECONDS: &str = "warmcache_load_duration_seconds";
+/// Redis round trips of the keyed caches.
+pub const L2_DURATION_SECONDS: &str = "warmcache_l2_duration_seconds";
+/// Invalidations, by origin.
+pub const INVALIDATIONS_TOTAL: &str = "warmcache_invalidations_total";
+/// Invalidations (erasures) Redis did not confirm.
+pub const INVALIDATION_FAILURES_TOTAL: &str = "warmcache_invalidation_failures_total";
+/// Failed Redis operations, by operation.
+pub const L2_ERRORS_TOTAL: &str = "warmcache_l2_errors_total";
+/// Corrupt values found in Redis.
+pub const CORRUPT_VALUES_TOTAL: &str = "warmcache_corrupt_values_total";
+/// 1 while the invalidation listener is connected.
+pub const INVALIDATION_CONNECTED: &str = "warmcache_invalidation_connected";
+/// Snapshot refreshes, by result.
+pub const SNAPSHOT_REFRESH_TOTAL: &str = "warmcache_snapshot_refresh_total";
+/// Snapshot refresh duration.
+pub const SNAPSHOT_REFRESH_DURATION_SECONDS: &str = "warmcache_snapshot_refresh_duration_seconds";
+/// Age of the snapshot data.
+pub const SNAPSHOT_AGE_SECONDS: &str = "warmcache_snapshot_age_seconds";
+/// The refresh period.
+pub const SNAPSHOT_TTL_SECONDS: &str = "warmcache_snapshot_ttl_seconds";
+/// The staleness bound of readiness.
+pub const SNAPSHOT_MAX_STALENESS_SECONDS: &str = "warmcache_snapshot_max_staleness_seconds";
+/// 1 for the active mode.
+pub const SNAPSHOT_MODE: &str = "warmcache_snapshot_mode";
+/// HTTP requests, by route template and status class.
+pub const HTTP_REQUESTS_TOTAL: &str = "warmcache_http_requests_total";
+/// HTTP request duration, by route template.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "warmcache_http_request_duration_seconds";
+
+/// Buckets of Redis round trips and HTTP requests: 100 µs to 2.5 s.
+const MILLISECOND_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// Buckets of loads and snapshot refreshes: 1 ms to 60 s.
+const SECOND_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Describes every metric to the installed recorder (HELP lines).
+pub fn describe() {
+    describe_counter!(
+        REQUESTS_TOTAL,
+        "Keyed cache lookups by tier (l1, l2) and result (hit, miss)."
+    );
+    describe_counter!(
+        LOADS_TOTAL,
+        "Loader calls of the keyed caches, by result (ok, error)."
+    );
+    describe_histogram!(
+        LOAD_DURATION_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Duration of loader calls."
+    );
+    describe_histogram!(
+        L2_DURATION_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Duration of Redis round trips of the keyed caches."
+    );
+    describe_counter!(
+        INVALIDATIONS_TOTAL,
+        "Keys invalidated, by origin: local (this instance's invalidate) or remote (pushed by Redis)."
+    );
+    describe_counter!(
+        INVALIDATION_FAILURES_TOTAL,
+        "Invalidations (for age verification: GDPR erasures) that Redis did not confirm."
+    );
+    describe_counter!(
+        L2_ERRORS_TOTAL,
+        "Failed Redis operations of the keyed caches, by operation (get, set, del)."
+    );
+    describe_counter!(
+        CORRUPT_VALUES_TOTAL,
+        "Values in Redis that could not be decoded (never served)."
+    );
+    describe_gauge!(
+        INVALIDATION_CONNECTED,
+        "1 while the invalidation listener is connected to Redis, else 0."
+    );
+    describe_counter!(
+        SNAPSHOT_REFRESH_TOTAL,
+        "Snapshot refreshes, by result (ok, error)."
+    );
+    describe_histogram!(
+        SNAPSHOT_REFRESH_DURATION_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Duration of snapshot refreshes."
+    );
+    describe_gauge!(
+        SNAPSHOT_AGE_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Age of the snapshot data being served."
+    );
+    describe_gauge!(
+        SNAPSHOT_TTL_SECONDS,
+        ::metrics::Unit::Seconds,
+        "The snapshot refresh period (BQ_CACHE_TTL_MS)."
+    );
+    describe_gauge!(
+        SNAPSHOT_MAX_STALENESS_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Data age beyond which the service is not ready."
+    );
+    describe_gauge!(
+        SNAPSHOT_MODE,
+        "1 for the active data source mode (live or mock), 0 for the other."
+    );
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests by route template and status class."
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        ::metrics::Unit::Seconds,
+        "HTTP request duration by route template."
+    );
+}
+
+/// A Prometheus exporter builder with the buckets of every histogram.
+///
+/// # Errors
+/// Never with these buckets; kept for the builder's signature.
+pub fn prometheus_builder() -> Result<PrometheusBuilder, BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(L2_DURATION_SECONDS.to_owned()),
+            MILLISECOND_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(HTTP_REQUEST_DURATION_SECONDS.to_owned()),
+            MILLISECOND_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(LOAD_DURATION_SECONDS.to_owned()),
+            SECOND_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(SNAPSHOT_REFRESH_DURATION_SECONDS.to_owned()),
+            SECOND_BUCKETS,
+        )
+}
+
+/// Handles of one keyed cache.
+#[derive(Debug)]
+pub(crate) struct CacheMetrics {
+    pub(crate) l1_hit: Counter,
+    pub(crate) l1_miss: Counter,
+    pub(crate) l2_hit: Counter,
+    pub(crate) l2_miss: Counter,
+    pub(crate) loads_ok: Counter,
+    pub(crate) loads_error: Counter,
+    pub(crate) load_duration: Histogram,
+    pub(crate) l2_duration: Histogram,
+    pub(crate) invalidations_local: Counter,
+    pub(crate) invalidations_remote: Counter,
+    pub(crate) invalidation_failures: Counter,
+    pub(crate) l2_errors_get: Counter,
+    pub(crate) l2_errors_set: Counter,
+    pub(crate) l2_errors_del: Counter,
+    pub(crate) corrupt_values: Counter,
+}
+
+impl CacheMetrics {
+    /// Registers every series of `cache` (they exist at 0 from now on).
+    pub(crate) fn register(cache: &'static str) -> Self {
+        let request = |tier: &'static str, result: &'static str| {
+            let c = counter!(REQUESTS_TOTAL, "cache" => cache, "tier" => tier, "result" => result);
+            c.absolute(0);
+            c
+        };
+        let plain = |name: &'static str, key: &'static str, value: &'static str| {
+            let c = counter!(name, "cache" => cache, key => value);
+            c.absolute(0);
+            c
+        };
+        let corrupt_values = counter!(CORRUPT_VALUES_TOTAL, "cache" => cache);
+        corrupt_values.absolute(0);
+        let invalidation_failures = counter!(INVALIDATION_FAILURES_TOTAL, "cache" => cache);
+        invalidation_failures.absolute(0);
+        Self {
+            l1_hit: request("l1", "hit"),
+            l1_miss: request("l1", "miss"),
+            l2_hit: request("l2", "hit"),
+            l2_miss: request("l2", "miss"),
+            loads_ok: plain(LOADS_TOTAL, "result", "ok"),
+            loads_error: plain(LOADS_TOTAL, "result", "error"),
+            load_duration: histogram!(LOAD_DURATION_SECONDS, "cache" => cache),
+            l2_duration: histogram!(L2_DURATION_SECONDS, "cache" => cache),
+            invalidations_local: plain(INVALIDATIONS_TOTAL, "origin", "local"),
+            invalidations_remote: plain(INVALIDATIONS_TOTAL, "origin", "remote"),
+            invalidation_failures,
+            l2_errors_get: plain(L2_ERRORS_TOTAL, "op", "get"),
+            l2_errors_set: plain(L2_ERRORS_TOTAL, "op", "set"),
+            l2_errors_del: plain(L2_ERRORS_TOTAL, "op", "del"),
+            corrupt_values,
+        }
+    }
+}
+
+/// Handles of the snapshot refresher.
+#[derive(Debug)]
+pub(crate) struct RefreshMetrics {
+    pub(crate) ok: Counter,
+    pub(crate) error: Counter,
+    pub(crate) duration: Histogram,
+}
+
+impl RefreshMetrics {
+    pub(crate) fn register() -> Self {
+        let ok = counter!(SNAPSHOT_REFRESH_TOTAL, "result" => "ok");
+        let error = counter!(SNAPSHOT_REFRESH_TOTAL, "result" => "error");
+        ok.absolute(0);
+        error.absolute(0);
+        Self {
+            ok,
+            error,
+            duration: histogram!(SNAPSHOT_REFRESH_DURATION_SECONDS),
+        }
+    }
+}
+
+/// The invalidation listener's connection gauge.
+pub(crate) fn invalidation_connected() -> Gauge {
+    gauge!(INVALIDATION_CONNECTED)
+}

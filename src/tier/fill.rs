@@ -1,0 +1,208 @@
+//! Filling L1 on a miss: Redis, then the loader, coalesced through moka.
+//!
+//! Each fill notes the id's invalidation generation before it reads
+//! anything. If the generation has moved when the fill ends (an
+//! invalidation, local or pushed by Redis, overtook it), the result goes to
+//! the caller that ran the fill but is installed neither in L1 nor, for a
+//! loaded value, in Redis. Callers that merely joined such a fill try again,
+//! so a read that starts after an invalidation never gets the old value.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::stats::L2Op;
+use super::{CacheError, CacheId, Cached, L1Entry, Tier, TieredCache};
+
+/// Fills that an invalidation overtook before a caller gives up on L1.
+const ATTEMPTS: usize = 3;
+
+/// Why a fill produced no entry for L1.
+enum NoEntry<V> {
+    /// Neither Redis nor a loader has the id.
+    Absent,
+    Failed(CacheError),
+    /// An invalidation of the id happened while the fill ran.
+    Overtaken(L1Entry<V>),
+}
+
+impl<V> TieredCache<V>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Fills `id` through moka's `try_get_with` (one fill per id at a time).
+    pub(super) async fn fill<F, Fut, E>(
+        &self,
+        id: &CacheId,
+        loader: Option<F>,
+    ) -> Result<Option<Cached<V>>, CacheError>
+    where
+        F: FnOnce(CacheId) -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut loader = loader;
+        for _ in 0..ATTEMPTS {
+            let ran_here = AtomicBool::new(false);
+            let generation = self.inner.stripes.generation(id.as_str());
+            let init = async {
+                ran_here.store(true, Ordering::Relaxed);
+                self.fill_once(id, loader.take(), generation).await
+            };
+            let outcome = self.inner.l1.try_get_with(id.clone(), init).await;
+            let ran_here = ran_here.load(Ordering::Relaxed);
+            match outcome {
+                Ok(entry) if ran_here || self.is_servable(id, &entry, Instant::now()) => {
+                    return Ok(Some(entry.cached(entry.origin)));
+                }
+                // Installed by a fill that an invalidation ended since.
+                Ok(_) => self.inner.l1.invalidate(id).await,
+                Err(shared) => match &*shared {
+                    NoEntry::Absent => return Ok(None),
+                    NoEntry::Failed(e) => return Err(e.clone()),
+                    NoEntry::Overtaken(entry) if ran_here => {
+                        return Ok(Some(entry.cached(entry.origin)));
+                    }
+                    NoEntry::Overtaken(_) => {}
+                },
+            }
+        }
+        // Invalidations keep overtaking: answer without L1.
+        let generation = self.inner.stripes.generation(id.as_str());
+        match self.fill_once(id, loader.take(), generation).await {
+            Ok(entry) | Err(NoEntry::Overtaken(entry)) => Ok(Some(entry.cached(entry.origin))),
+            Err(NoEntry::Absent) => Ok(None),
+            Err(NoEntry::Failed(e)) => Err(e),
+        }
+    }
+
+    /// One fill: Redis, then the loader (whose value is written to Redis).
+    async fn fill_once<F, Fut, E>(
+        &self,
+        id: &CacheId,
+        loader: Option<F>,
+        generation: u64,
+    ) -> Result<L1Entry<V>, NoEntry<V>>
+    where
+        F: FnOnce(CacheId) -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let overwrite = match self.read_l2(id, generation).await {
+            Ok(Some(entry)) => return self.unless_overtaken(id, entry),
+            Ok(None) => false,
+            Err(e) if loader.is_none() => return Err(NoEntry::Failed(e)),
+            Err(CacheError::L2(_)) => false,
+            Err(CacheError::Corrupt { .. }) => true,
+            Err(e) => return Err(NoEntry::Failed(e)),
+        };
+        let Some(loader) = loader else {
+            return Err(NoEntry::Absent);
+        };
+        let started = Instant::now();
+        let loaded = loader(id.clone()).await;
+        self.inner.counters.load(loaded.is_ok(), started.elapsed());
+        let value = loaded.map_err(|e| NoEntry::Failed(CacheError::Loader(Arc::from(e.into()))))?;
+        let json = encode(&value).map_err(NoEntry::Failed)?;
+        let entry = L1Entry {
+            value: Arc::new(value),
+            json,
+            expires_at: self.l1_deadline(None),
+            generation,
+            origin: Tier::Loader,
+        };
+        // An erasure or update overtook the load: do not write it back.
+        let entry = self.unless_overtaken(id, entry)?;
+        let Some(redis) = &self.inner.redis else {
+            return Ok(entry);
+        };
+        let (key, ttl) = (self.key(id), self.inner.keyspace.ttl);
+        let written = if overwrite {
+            redis.set_ex(&key, &entry.json, ttl).await.map(|()| true)
+        } else {
+            redis.set_ex_if_absent(&key, &entry.json, ttl).await
+        };
+        match written {
+            Ok(true) => redis.publish_invalidation(&key).await,
+            // Another writer stored the key while we loaded: theirs is newer.
+            Ok(false) => {
+                if let Ok(Some(theirs)) = self.read_l2(id, generation).await {
+                    return self.unless_overtaken(id, theirs);
+                }
+            }
+            Err(e) => {
+                self.inner.counters.l2_error(L2Op::Set);
+                tracing::debug!(key, error = %e, "could not store the loaded value in redis");
+            }
+        }
+        self.unless_overtaken(id, entry)
+    }
+
+    fn unless_overtaken(&self, id: &CacheId, entry: L1Entry<V>) -> Result<L1Entry<V>, NoEntry<V>> {
+        if entry.generation == self.inner.stripes.generation(id.as_str()) {
+            Ok(entry)
+        } else {
+            Err(NoEntry::Overtaken(entry))
+        }
+    }
+
+    /// Redis read for an L1 fill; counts and logs every outcome.
+    pub(super) async fn read_l2(
+        &self,
+        id: &CacheId,
+        generation: u64,
+    ) -> Result<Option<L1Entry<V>>, CacheError> {
+        let Some(redis) = &self.inner.redis else {
+            self.inner.counters.l2_miss();
+            return Ok(None);
+        };
+        let key = self.key(id);
+        let started = Instant::now();
+        let found = redis.get_with_ttl(&key).await.map_err(|e| {
+            self.inner.counters.l2_error(L2Op::Get);
+            tracing::debug!(key, error = %e, "redis read failed");
+            CacheError::from(e)
+        })?;
+        self.inner.counters.l2_round_trip(started.elapsed());
+        let Some((json, ttl)) = found else {
+            self.inner.counters.l2_miss();
+            return Ok(None);
+        };
+        match serde_json::from_slice::<V>(&json) {
+            Ok(value) => {
+                self.inner.counters.l2_hit();
+                let expires_at = self.l1_deadline(ttl);
+                Ok(Some(L1Entry {
+                    value: Arc::new(value),
+                    json,
+                    expires_at,
+                    generation,
+                    origin: Tier::L2,
+                }))
+            }
+            Err(e) => {
+                self.inner.counters.corrupt();
+                // The position and kind only: serde's message may quote the value.
+                let reason = format!(
+                    "{:?} error at line {} column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                );
+                tracing::warn!(key, reason, "corrupt value in redis; not served");
+                Err(CacheError::Corrupt { key, reason })
+            }
+        }
+    }
+}
+
+pub(super) fn encode<V: Serialize>(value: &V) -> Result<Bytes, CacheError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| CacheError::Encode(Arc::new(e)))
+}
