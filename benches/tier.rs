@@ -330,21 +330,6 @@ fn tier(c: &mut Criterion) {
             .build()
             .expect("valid cache");
 
-        for batch in ids.chunks(FILL_BATCH) {
-            let mut set = JoinSet::new();
-            for id in batch {
-                let (cache, id) = (cache.clone(), id.clone());
-                set.spawn(async move { cache.insert(&id, verification(&id)).await });
-            }
-            while let Some(done) = set.join_next().await {
-                done.expect("insert task").expect("insert");
-            }
-        }
-        for id in &ids {
-            let hit = cache.get(id).await.expect("get").expect("present");
-            assert_eq!(hit.tier, Tier::L1, "{id} must be in L1");
-        }
-
         let bare: moka::future::Cache<String, Arc<AgeVerification>> =
             moka::future::Cache::builder()
                 .max_capacity(KEYS as u64)
@@ -358,21 +343,36 @@ fn tier(c: &mut Criterion) {
             .expire_after(LikeL1Deadline)
             .build();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
-        for (id, parsed) in ids.iter().zip(&parsed) {
-            let value = verification(id);
-            let json = Bytes::from(serde_json::to_vec(&value).expect("encodes"));
-            let value = Arc::new(value);
-            bare.insert(id.clone(), Arc::clone(&value)).await;
-            like_l1
-                .insert(
-                    parsed.clone(),
-                    LikeL1Entry {
-                        value,
+
+        // All three caches are filled by the same concurrent tasks, each
+        // with its own copies, so their entries are scattered in memory
+        // alike (filled apart, the bare ones would sit in allocation order).
+        for batch in ids.chunks(FILL_BATCH) {
+            let mut set = JoinSet::new();
+            for id in batch {
+                let (cache, bare, like_l1) = (cache.clone(), bare.clone(), like_l1.clone());
+                let id = id.clone();
+                set.spawn(async move {
+                    cache.insert(&id, verification(&id)).await?;
+                    bare.insert(id.clone(), Arc::new(verification(&id))).await;
+                    let value = verification(&id);
+                    let json = Bytes::from(serde_json::to_vec(&value).expect("encodes"));
+                    let entry = LikeL1Entry {
+                        value: Arc::new(value),
                         json,
                         expires_at: deadline,
-                    },
-                )
-                .await;
+                    };
+                    like_l1.insert(CacheId::parse(&id)?, entry).await;
+                    Ok::<_, warmcache::CacheError>(())
+                });
+            }
+            while let Some(done) = set.join_next().await {
+                done.expect("fill task").expect("insert");
+            }
+        }
+        for id in &ids {
+            let hit = cache.get(id).await.expect("get").expect("present");
+            assert_eq!(hit.tier, Tier::L1, "{id} must be in L1");
         }
         bare.run_pending_tasks().await;
         like_l1.run_pending_tasks().await;
