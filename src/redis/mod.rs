@@ -231,6 +231,14 @@ impl RedisHandle {
             .await
     }
 
+    /// `GET` of `key`, for reads that do not fill L1 (no TTL needed).
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, L2Error> {
+        let value: Option<Vec<u8>> = self
+            .run(|mut c| async move { ::redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await?;
+        Ok(value.map(Bytes::from))
+    }
+
     /// `GET` and `PTTL` of `key` in one round trip: the value and its
     /// remaining time to live (`None` when the key has no expiry).
     pub(crate) async fn get_with_ttl(

@@ -157,13 +157,32 @@ where
         id: &CacheId,
         generation: u64,
     ) -> Result<Option<L1Entry<V>>, CacheError> {
+        self.read_l2_with(id, generation, true).await
+    }
+
+    /// Redis read; counts and logs every outcome. `for_l1`: also read the
+    /// key's remaining TTL (`PTTL`, same round trip), which bounds an L1 copy.
+    pub(super) async fn read_l2_with(
+        &self,
+        id: &CacheId,
+        generation: u64,
+        for_l1: bool,
+    ) -> Result<Option<L1Entry<V>>, CacheError> {
         let Some(redis) = &self.inner.redis else {
             self.inner.counters.l2_miss();
             return Ok(None);
         };
         let key = self.key(id);
         let started = Instant::now();
-        let found = redis.get_with_ttl(&key).await.map_err(|e| {
+        let found = if for_l1 {
+            redis.get_with_ttl(&key).await
+        } else {
+            redis
+                .get(&key)
+                .await
+                .map(|value| value.map(|json| (json, None)))
+        };
+        let found = found.map_err(|e| {
             self.inner.counters.l2_error(L2Op::Get);
             tracing::debug!(key, error = %e, "redis read failed");
             CacheError::from(e)

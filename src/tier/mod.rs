@@ -305,7 +305,7 @@ where
         let id = CacheId::parse(id)?;
         let generation = self.inner.stripes.generation(id.as_str());
         Ok(self
-            .read_l2(&id, generation)
+            .read_l2_with(&id, generation, false)
             .await?
             .map(|entry| entry.cached(Tier::L2)))
     }
