@@ -81,6 +81,23 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The recording alone: one hit counter increment, Prometheus vs no-op.
+    let mut group = c.benchmark_group("record_one_hit");
+    let labels = [
+        ("cache", "age_verification"),
+        ("tier", "l1"),
+        ("result", "hit"),
+    ];
+    let prometheus = ::metrics::with_local_recorder(&recorder, || {
+        ::metrics::counter!("bench_hits_total", &labels)
+    });
+    let noop = ::metrics::counter!("bench_hits_total", &labels);
+    group.bench_function("no_recorder", |b| b.iter(|| black_box(&noop).increment(1)));
+    group.bench_function("prometheus", |b| {
+        b.iter(|| black_box(&prometheus).increment(1))
+    });
+    group.finish();
     // The recorder really recorded (and is not optimised away).
     assert!(handle.render().contains(r#"tier="l1",result="hit"}"#));
 }
