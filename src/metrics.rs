@@ -44,6 +44,12 @@ pub const SNAPSHOT_TTL_SECONDS: &str = "warmcache_snapshot_ttl_seconds";
 pub const SNAPSHOT_MAX_STALENESS_SECONDS: &str = "warmcache_snapshot_max_staleness_seconds";
 /// 1 for the active mode.
 pub const SNAPSHOT_MODE: &str = "warmcache_snapshot_mode";
+/// BigQuery queries of live mode, by section and result.
+pub const BIGQUERY_QUERIES_TOTAL: &str = "warmcache_bigquery_queries_total";
+/// Bytes BigQuery reported processing, by section.
+pub const BIGQUERY_BYTES_PROCESSED_TOTAL: &str = "warmcache_bigquery_bytes_processed_total";
+/// Duration of one BigQuery query (all its pages), by section.
+pub const BIGQUERY_QUERY_DURATION_SECONDS: &str = "warmcache_bigquery_query_duration_seconds";
 /// HTTP requests, by route template and status class.
 pub const HTTP_REQUESTS_TOTAL: &str = "warmcache_http_requests_total";
 /// HTTP request duration, by route template.
@@ -156,6 +162,10 @@ pub fn prometheus_builder() -> Result<PrometheusBuilder, BuildError> {
             SECOND_BUCKETS,
         )?
         .set_buckets_for_metric(
+            Matcher::Full(BIGQUERY_QUERY_DURATION_SECONDS.to_owned()),
+            SECOND_BUCKETS,
+        )?
+        .set_buckets_for_metric(
             Matcher::Full(SNAPSHOT_REFRESH_DURATION_SECONDS.to_owned()),
             SECOND_BUCKETS,
         )
@@ -236,6 +246,34 @@ impl RefreshMetrics {
             ok,
             error,
             duration: histogram!(SNAPSHOT_REFRESH_DURATION_SECONDS),
+        }
+    }
+}
+
+/// Handles of one live-mode section's queries.
+#[cfg(feature = "bigquery")]
+#[derive(Debug, Clone)]
+pub(crate) struct QueryMetrics {
+    pub(crate) ok: Counter,
+    pub(crate) error: Counter,
+    pub(crate) bytes_processed: Counter,
+    pub(crate) duration: Histogram,
+}
+
+#[cfg(feature = "bigquery")]
+impl QueryMetrics {
+    pub(crate) fn register(section: &'static str) -> Self {
+        let ok = counter!(BIGQUERY_QUERIES_TOTAL, "section" => section, "result" => "ok");
+        let error = counter!(BIGQUERY_QUERIES_TOTAL, "section" => section, "result" => "error");
+        let bytes_processed = counter!(BIGQUERY_BYTES_PROCESSED_TOTAL, "section" => section);
+        for c in [&ok, &error, &bytes_processed] {
+            c.absolute(0);
+        }
+        Self {
+            ok,
+            error,
+            bytes_processed,
+            duration: histogram!(BIGQUERY_QUERY_DURATION_SECONDS, "section" => section),
         }
     }
 }

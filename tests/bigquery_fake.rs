@@ -196,11 +196,29 @@ async fn a_job_that_is_not_complete_is_polled_until_it_is() {
         }
     }))
     .await;
-    let source = builder(fake_config(&fake)).build().await.expect("builds");
+    // Handles are registered with the builder: under a local recorder here.
+    let recorder = warmcache::metrics::prometheus_builder()
+        .expect("buckets")
+        .build_recorder();
+    let rendered = recorder.handle();
+    let builder = ::metrics::with_local_recorder(&recorder, || builder(fake_config(&fake)));
+    let source = builder.build().await.expect("builds");
     let data = timeout(BOUND, source.fetch())
         .await
         .expect("bounded")
         .expect("fetches after polling");
+    let text = rendered.render();
+    for line in [
+        r#"warmcache_bigquery_queries_total{section="dashboard",result="ok"} 1"#,
+        r#"warmcache_bigquery_queries_total{section="products",result="error"} 0"#,
+        r#"warmcache_bigquery_bytes_processed_total{section="products"} 1234"#,
+        r#"warmcache_bigquery_query_duration_seconds_count{section="historical"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
     assert_eq!(data.dashboard.kpis.today.revenue, 12.5);
     assert_eq!(data.products.items[0].price, 7.875);
     assert_eq!(

@@ -30,6 +30,7 @@ use self::jobs::JobRunner;
 use self::sql::{Queries, Query};
 use super::{BigQueryConfig, BigQuerySetupError, SnapshotSource, SourceError};
 use crate::data::SnapshotData;
+use crate::metrics::QueryMetrics;
 
 /// Days of the historical daily series.
 const HISTORY_DAYS: u16 = 365;
@@ -101,6 +102,7 @@ struct Inner {
     /// A std mutex: held only to copy or update the counters, never across
     /// an `.await`.
     stats: Mutex<BigQueryStats>,
+    metrics: SectionMetrics,
 }
 
 impl fmt::Debug for BigQuerySource {
@@ -123,6 +125,35 @@ pub struct BigQuerySourceBuilder {
     top_products: u32,
     product_limit: u32,
     now: Option<OffsetDateTime>,
+    /// Registered when the builder is made (under whatever recorder is
+    /// current then), so queries record without a registry lookup.
+    metrics: SectionMetrics,
+}
+
+/// Metric handles of the three sections.
+#[derive(Debug, Clone)]
+struct SectionMetrics {
+    dashboard: QueryMetrics,
+    historical: QueryMetrics,
+    products: QueryMetrics,
+}
+
+impl SectionMetrics {
+    fn register() -> Self {
+        Self {
+            dashboard: QueryMetrics::register("dashboard"),
+            historical: QueryMetrics::register("historical"),
+            products: QueryMetrics::register("products"),
+        }
+    }
+
+    fn section(&self, section: &str) -> &QueryMetrics {
+        match section {
+            "dashboard" => &self.dashboard,
+            "historical" => &self.historical,
+            _ => &self.products,
+        }
+    }
 }
 
 impl BigQuerySourceBuilder {
@@ -188,6 +219,7 @@ impl BigQuerySourceBuilder {
                 product_limit: self.product_limit,
                 pinned_now: self.now,
                 stats: Mutex::new(BigQueryStats::default()),
+                metrics: self.metrics,
             }),
         })
     }
@@ -202,6 +234,7 @@ impl BigQuerySource {
             top_products: 130,
             product_limit: 100_000,
             now: None,
+            metrics: SectionMetrics::register(),
         }
     }
 
@@ -295,6 +328,12 @@ impl BigQuerySource {
                     pages = finished.pages,
                     "bigquery query finished"
                 );
+                let metrics = self.inner.metrics.section(section);
+                metrics.ok.increment(1);
+                metrics
+                    .bytes_processed
+                    .increment(finished.bytes_processed.unwrap_or(0));
+                metrics.duration.record(elapsed);
                 self.update_stats(section, |s| {
                     s.last_bytes_processed = finished.bytes_processed;
                     s.total_bytes_processed += finished.bytes_processed.unwrap_or(0);
@@ -305,6 +344,7 @@ impl BigQuerySource {
                 Ok(finished.table)
             }
             Err(error) => {
+                self.inner.metrics.section(section).error.increment(1);
                 self.update_stats(section, |s| s.failures += 1);
                 Err(error)
             }
