@@ -159,7 +159,12 @@ async fn every_instance_follows_foreign_del_setex_and_expire() {
 
     // EXPIRE shortens the key's life (to 20 s, under the 60 s L1 bound, and
     // long enough not to lapse on a loaded machine): L1 follows the new TTL.
-    let () = server.foreign().await.expire(key, 20).await.expect("expire");
+    let () = server
+        .foreign()
+        .await
+        .expire(key, 20)
+        .await
+        .expect("expire");
     for instance in &instances {
         eventually("L1 to drop the key whose TTL changed", || async {
             instance.ages.l1_time_to_live("c1").await.is_none()
