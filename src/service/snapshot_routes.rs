@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -17,16 +17,18 @@ use crate::snapshot::{Section, Sections};
 
 static JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json");
 
-pub(super) async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    serve_section(&state, &headers, |s| &s.dashboard)
+// The handlers take the whole `Request` (moved) rather than the `HeaderMap`
+// extractor, which would clone every request header just to read one.
+pub(super) async fn dashboard(State(state): State<AppState>, request: Request) -> Response {
+    serve_section(&state, request.headers(), |s| &s.dashboard)
 }
 
-pub(super) async fn historical(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    serve_section(&state, &headers, |s| &s.historical)
+pub(super) async fn historical(State(state): State<AppState>, request: Request) -> Response {
+    serve_section(&state, request.headers(), |s| &s.historical)
 }
 
-pub(super) async fn products(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    serve_section(&state, &headers, |s| &s.products)
+pub(super) async fn products(State(state): State<AppState>, request: Request) -> Response {
+    serve_section(&state, request.headers(), |s| &s.products)
 }
 
 /// Serves one pre-rendered section of the current snapshot.
