@@ -170,12 +170,18 @@ async fn every_instance_follows_foreign_del_setex_and_expire() {
             instance.ages.l1_time_to_live("c1").await.is_none()
         })
         .await;
-        assert_eq!(method_of(&instance.ages, "c1").await.as_deref(), Some("v3"));
-        let life = instance
-            .ages
-            .l1_time_to_live("c1")
-            .await
-            .expect("in L1 again");
+        // Read until the value is back in L1: on a loaded machine a missed
+        // PING can make the listener reconnect, which rightly drops L1 once.
+        let mut life = None;
+        for _ in 0..500 {
+            assert_eq!(method_of(&instance.ages, "c1").await.as_deref(), Some("v3"));
+            life = instance.ages.l1_time_to_live("c1").await;
+            if life.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let life = life.expect("back in L1 within 5 s");
         assert!(
             life <= Duration::from_secs(20),
             "L1 follows the new TTL: {life:?}"
