@@ -7,9 +7,9 @@
 //! `out(value)`, one JSON value a line. [`NodeProcess`] starts a long-lived
 //! script (a BullMQ worker, a load seeder) that is killed when dropped.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 /// `tests/node`, the test package.
 pub fn node_dir() -> PathBuf {
@@ -58,6 +58,7 @@ pub fn node_eval(redis_port: u16, body: &str) -> Vec<serde_json::Value> {
 /// A long-running Node script of `tests/node/scripts`, killed on drop.
 pub struct NodeProcess {
     child: Child,
+    stdin: Option<ChildStdin>,
     lines: std::io::Lines<BufReader<ChildStdout>>,
 }
 
@@ -65,13 +66,26 @@ impl NodeProcess {
     /// Starts `script` with `REDIS_PORT` and the extra environment `env`.
     pub fn start(script: &str, redis_port: u16, env: &[(&str, &str)]) -> Self {
         let mut command = node_command(script, redis_port);
-        command.envs(env.iter().copied()).stdout(Stdio::piped());
+        command
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
         let mut child = command.spawn().expect("node must be installed");
         let stdout = child.stdout.take().expect("piped stdout");
         Self {
+            stdin: child.stdin.take(),
             child,
             lines: BufReader::new(stdout).lines(),
         }
+    }
+
+    /// Sends one JSON line to the script's stdin and returns its answer
+    /// line. Blocks, like [`NodeProcess::next_json`].
+    pub fn request(&mut self, command: &serde_json::Value) -> serde_json::Value {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{command}").expect("write to node's stdin");
+        stdin.flush().expect("flush node's stdin");
+        self.next_json().expect("node answered before exiting")
     }
 
     /// The next line the script printed, parsed as JSON; `None` once it has
@@ -84,6 +98,7 @@ impl NodeProcess {
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
+        drop(self.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
