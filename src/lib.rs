@@ -53,8 +53,8 @@ pub use redis::{
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
 pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};
 pub use source::{
-    BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_MAXIMUM_BYTES_BILLED, MockSource,
-    SnapshotSource, SourceError,
+    BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_MAXIMUM_BYTES_BILLED, MockSource, SnapshotSource, SourceError,
 };
 #[cfg(feature = "bigquery")]
 pub use source::{BigQuerySource, BigQuerySourceBuilder, BigQueryStats, SectionStats};
