@@ -34,8 +34,10 @@
 
 mod config;
 pub mod data;
+mod fnv;
 pub mod metrics;
 pub mod records;
+pub mod redact;
 mod redis;
 mod refresher;
 mod rng;
