@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use support::bigquery::Proxy;
 use support::bigquery::fake::{
-    FakeBigQuery, Responder, canned, fake_config, hang, result_page, section_of,
+    FakeBigQuery, Responder, canned, fake_config, hang, held, result_page, section_of,
 };
 use support::shop::{BOUND, builder, refresher};
 use support::temp_dir;
@@ -130,6 +130,46 @@ async fn a_failed_sibling_cancels_the_query_still_running() {
         .expect("the sibling still running is cancelled");
     let cancelled: Vec<_> = cancels.iter().filter_map(|c| c.job.as_deref()).collect();
     assert_eq!(cancelled, ["products-job"]);
+}
+
+#[tokio::test]
+async fn a_job_whose_first_answer_comes_after_the_fetch_ended_is_cancelled() {
+    // products' `jobs.query` answer is held until historical has failed
+    // the fetch: the job exists, but no future is left to read its id.
+    let fake = FakeBigQuery::start(Box::new(|request, _| {
+        let section = section_of(request);
+        match (&request.job, section.as_str()) {
+            (None, "historical") => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": { "code": 503, "message": "backend error", "status": "UNAVAILABLE" } }),
+            ),
+            (None, "products") => held((
+                StatusCode::OK,
+                result_page("late-products-job", false, &[], &[]),
+            )),
+            (None, _) => (StatusCode::OK, canned(&section, &section)),
+            (Some(_), _) => hang(),
+        }
+    }))
+    .await;
+    let source = builder(BigQueryConfig {
+        http_timeout: BOUND,
+        ..fake_config(&fake)
+    })
+    .build()
+    .await
+    .expect("builds");
+    let error = timeout(BOUND, source.fetch())
+        .await
+        .expect("the failure ends the fetch")
+        .expect_err("historical fails");
+    assert!(matches!(error, SourceError::Unavailable(_)), "{error}");
+    fake.release();
+    let cancels = timeout(BOUND, fake.cancels(1))
+        .await
+        .expect("the late job is cancelled when its answer arrives");
+    let cancelled: Vec<_> = cancels.iter().filter_map(|c| c.job.as_deref()).collect();
+    assert_eq!(cancelled, ["late-products-job"]);
 }
 
 #[tokio::test(start_paused = true)]

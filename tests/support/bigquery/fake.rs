@@ -42,12 +42,19 @@ pub fn hang() -> (StatusCode, Value) {
     (StatusCode::OK, json!({ "__fake_hangs": true }))
 }
 
+/// `answer`, held back until [`FakeBigQuery::release`] is called.
+pub fn held(answer: (StatusCode, Value)) -> (StatusCode, Value) {
+    (answer.0, json!({ "__fake_holds": answer.1 }))
+}
+
 struct FakeState {
     responder: Responder,
     seen: Mutex<Vec<Recorded>>,
     /// `jobs.cancel` calls, in order; the count is published on `cancelled`.
     cancels: Mutex<Vec<Recorded>>,
     cancelled: watch::Sender<usize>,
+    /// Set once by [`FakeBigQuery::release`]: held answers go out.
+    released: watch::Sender<bool>,
 }
 
 /// The fake server; dropping it stops it.
@@ -65,6 +72,7 @@ impl FakeBigQuery {
             seen: Mutex::new(Vec::new()),
             cancels: Mutex::new(Vec::new()),
             cancelled: watch::channel(0).0,
+            released: watch::channel(false).0,
         });
         let app = axum::Router::new()
             .route("/bigquery/v2/projects/{project}/queries", post(fake_query))
@@ -99,6 +107,11 @@ impl FakeBigQuery {
             .clone()
     }
 
+    /// Sends the answers made with [`held`], now and from now on.
+    pub fn release(&self) {
+        self.state.released.send_replace(true);
+    }
+
     /// Waits until at least `count` `jobs.cancel` calls have arrived and
     /// returns them all (`job` is the cancelled job's id). Bound it with a
     /// timeout: it waits as long as it takes.
@@ -131,6 +144,11 @@ async fn answer(state: &FakeState, request: Recorded) -> (StatusCode, Json<Value
     };
     if body.get("__fake_hangs").is_some() {
         std::future::pending::<()>().await;
+    }
+    if let Some(held) = body.get("__fake_holds") {
+        let mut released = state.released.subscribe();
+        let _ = released.wait_for(|r| *r).await;
+        return (status, Json(held.clone()));
     }
     (status, Json(body))
 }
