@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use support::bigquery::Proxy;
 use support::bigquery::fake::{
     FakeBigQuery, Responder, canned, fake_config, hang, held, result_page, section_of,
@@ -85,36 +85,58 @@ async fn a_refresh_timeout_cancels_the_job_it_abandons() {
     }
 }
 
-#[tokio::test]
-async fn a_failed_sibling_cancels_the_query_still_running() {
-    let fake = FakeBigQuery::start(Box::new(|request, _| {
+/// historical's `jobs.query` answers `failure`, products' answers
+/// `products` (and its polls hang), dashboard's completes at once.
+fn historical_fails(failure: (StatusCode, Value), products: (StatusCode, Value)) -> Responder {
+    Box::new(move |request, _| {
         let section = section_of(request);
         match (&request.job, section.as_str()) {
-            (None, "historical") => (
-                StatusCode::BAD_REQUEST,
-                json!({ "error": { "code": 400, "message": "Unrecognized name: nope", "status": "INVALID_ARGUMENT",
-                        "errors": [{ "message": "Unrecognized name: nope", "reason": "invalidQuery" }] } }),
-            ),
-            (None, "products") => (
-                StatusCode::OK,
-                result_page("products-job", false, &[], &[]),
-            ),
+            (None, "historical") => failure.clone(),
+            (None, "products") => products.clone(),
             (None, _) => (StatusCode::OK, canned(&section, &section)),
             (Some(_), _) => hang(),
         }
-    }))
-    .await;
+    })
+}
+
+/// One fetch from `fake` with a long HTTP bound, which must fail.
+async fn failed_fetch(fake: &FakeBigQuery) -> SourceError {
     let source = builder(BigQueryConfig {
         http_timeout: BOUND,
-        ..fake_config(&fake)
+        ..fake_config(fake)
     })
     .build()
     .await
     .expect("builds");
-    let error = timeout(BOUND, source.fetch())
+    timeout(BOUND, source.fetch())
         .await
         .expect("the failure ends the fetch")
-        .expect_err("historical fails");
+        .expect_err("historical fails")
+}
+
+/// The ids of the first `count` jobs the fake was asked to cancel.
+async fn cancelled_jobs(fake: &FakeBigQuery, count: usize) -> Vec<String> {
+    timeout(BOUND, fake.cancels(count))
+        .await
+        .expect("the abandoned job is cancelled")
+        .into_iter()
+        .filter_map(|c| c.job)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failed_sibling_cancels_the_query_still_running() {
+    let invalid = "Unrecognized name: nope";
+    let fake = FakeBigQuery::start(historical_fails(
+        (
+            StatusCode::BAD_REQUEST,
+            json!({ "error": { "code": 400, "message": invalid, "status": "INVALID_ARGUMENT",
+                    "errors": [{ "message": invalid, "reason": "invalidQuery" }] } }),
+        ),
+        (StatusCode::OK, result_page("products-job", false, &[], &[])),
+    ))
+    .await;
+    let error = failed_fetch(&fake).await;
     assert!(
         matches!(
             error,
@@ -125,51 +147,25 @@ async fn a_failed_sibling_cancels_the_query_still_running() {
         ),
         "{error}"
     );
-    let cancels = timeout(BOUND, fake.cancels(1))
-        .await
-        .expect("the sibling still running is cancelled");
-    let cancelled: Vec<_> = cancels.iter().filter_map(|c| c.job.as_deref()).collect();
-    assert_eq!(cancelled, ["products-job"]);
+    assert_eq!(cancelled_jobs(&fake, 1).await, ["products-job"]);
 }
 
 #[tokio::test]
 async fn a_job_whose_first_answer_comes_after_the_fetch_ended_is_cancelled() {
     // products' `jobs.query` answer is held until historical has failed
     // the fetch: the job exists, but no future is left to read its id.
-    let fake = FakeBigQuery::start(Box::new(|request, _| {
-        let section = section_of(request);
-        match (&request.job, section.as_str()) {
-            (None, "historical") => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "error": { "code": 503, "message": "backend error", "status": "UNAVAILABLE" } }),
-            ),
-            (None, "products") => held((
-                StatusCode::OK,
-                result_page("late-products-job", false, &[], &[]),
-            )),
-            (None, _) => (StatusCode::OK, canned(&section, &section)),
-            (Some(_), _) => hang(),
-        }
-    }))
+    let fake = FakeBigQuery::start(historical_fails(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "error": { "code": 503, "message": "backend error", "status": "UNAVAILABLE" } }),
+        ),
+        held((StatusCode::OK, result_page("late-products-job", false, &[], &[]))),
+    ))
     .await;
-    let source = builder(BigQueryConfig {
-        http_timeout: BOUND,
-        ..fake_config(&fake)
-    })
-    .build()
-    .await
-    .expect("builds");
-    let error = timeout(BOUND, source.fetch())
-        .await
-        .expect("the failure ends the fetch")
-        .expect_err("historical fails");
+    let error = failed_fetch(&fake).await;
     assert!(matches!(error, SourceError::Unavailable(_)), "{error}");
     fake.release();
-    let cancels = timeout(BOUND, fake.cancels(1))
-        .await
-        .expect("the late job is cancelled when its answer arrives");
-    let cancelled: Vec<_> = cancels.iter().filter_map(|c| c.job.as_deref()).collect();
-    assert_eq!(cancelled, ["late-products-job"]);
+    assert_eq!(cancelled_jobs(&fake, 1).await, ["late-products-job"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -206,10 +202,7 @@ async fn a_poll_that_hangs_times_out_and_cancels_its_job() {
         ),
         "{error}"
     );
-    let cancels = timeout(BOUND, fake.cancels(1))
-        .await
-        .expect("the job is cancelled");
-    assert_eq!(cancels[0].job.as_deref(), Some("products-job"));
+    assert_eq!(cancelled_jobs(&fake, 1).await, ["products-job"]);
 }
 
 #[tokio::test]
