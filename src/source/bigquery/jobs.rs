@@ -151,7 +151,12 @@ impl JobRunner {
             let job_id = job_id.as_deref().ok_or_else(|| no_job(section))?;
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(POLL_MAX);
-            page = self.get(section, job_id, next(None)).await?;
+            page = self.get_unchecked(section, job_id, next(None)).await?;
+            if page.job_complete {
+                // Done, failed or cancelled elsewhere: nothing to cancel.
+                running.disarm();
+            }
+            check_errors(section, &page)?;
         }
         running.disarm();
 
@@ -250,7 +255,20 @@ impl JobRunner {
         Ok((page, running))
     }
 
+    /// One `getQueryResults` page; an `errors` array fails it.
     async fn get(
+        &self,
+        section: &'static str,
+        job_id: &str,
+        parameters: GetQueryResultsParameters,
+    ) -> Result<Page, SourceError> {
+        let page = self.get_unchecked(section, job_id, parameters).await?;
+        check_errors(section, &page)?;
+        Ok(page)
+    }
+
+    /// One `getQueryResults` page, its `errors` array not looked at yet.
+    async fn get_unchecked(
         &self,
         section: &'static str,
         job_id: &str,
@@ -265,7 +283,6 @@ impl JobRunner {
             .await?
             .map_err(|e| self.error(section, e))?
             .into();
-        check_errors(section, &page)?;
         Ok(page)
     }
 
