@@ -15,7 +15,7 @@ use support::keyed_router::{Answer, keyed_router, send};
 use tracing_subscriber::fmt::MakeWriter;
 use warmcache::records::CUSTOMER_PROFILE;
 use warmcache::redact::id_hash;
-use warmcache::{RedisHandle, Secret, TieredCache};
+use warmcache::{CacheError, RedisHandle, Secret, TieredCache};
 
 const REDIS_DOWN_BODY: &str =
     r#"{"error":{"code":"redis_unavailable","message":"redis is unavailable; retry shortly"}}"#;

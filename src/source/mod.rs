@@ -27,7 +27,9 @@ use crate::data::SnapshotData;
 /// sections, so a refresh swaps in all of them or none.
 pub trait SnapshotSource: Send + Sync + 'static {
     /// Fetches all sections. Called only by the refresher, one call at a time,
-    /// under the refresh timeout (the future is dropped when it fires).
+    /// under the refresh timeout (the future is dropped when it fires: work
+    /// started elsewhere must not outlive it, as `BigQuerySource` cancels
+    /// its running jobs).
     fn fetch(&self) -> impl Future<Output = Result<SnapshotData, SourceError>> + Send;
 }
 
