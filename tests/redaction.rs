@@ -164,4 +164,13 @@ async fn warn_logs_name_the_keyspace_and_a_hash_never_the_id() {
         logs.contains("the profile service has no customer #"),
         "{logs}"
     );
+
+    // The error itself may reach someone's log: its message hides the id too.
+    let corrupt = CacheError::Corrupt {
+        key: format!("age_verification:{corrupt_id}"),
+        reason: "Eof error".to_owned(),
+    };
+    let message = corrupt.to_string();
+    assert!(!message.contains(corrupt_id), "{message}");
+    assert!(message.contains(&format!("age_verification:#{}", id_hash(corrupt_id))));
 }
