@@ -85,6 +85,25 @@ async fn a_refresh_timeout_cancels_the_job_it_abandons() {
     }
 }
 
+#[tokio::test]
+async fn shutdown_cancels_the_job_of_the_fetch_it_stops() {
+    let fake = FakeBigQuery::start(one_running("dashboard")).await;
+    let source = builder(BigQueryConfig {
+        http_timeout: BOUND,
+        ..fake_config(&fake)
+    })
+    .build()
+    .await
+    .expect("builds");
+    let (refresher, _cache) = refresher(source, BOUND);
+    // The first fetch has sent its three queries; dashboard's job runs on.
+    timeout(BOUND, fake.received(3))
+        .await
+        .expect("the first fetch starts");
+    refresher.shutdown().await;
+    assert_eq!(cancelled_jobs(&fake, 1).await, ["dashboard-job"]);
+}
+
 /// historical's `jobs.query` answers `failure`, products' answers
 /// `products` (and its polls hang), dashboard's completes at once.
 fn historical_fails(failure: (StatusCode, Value), products: (StatusCode, Value)) -> Responder {

@@ -50,6 +50,8 @@ pub fn held(answer: (StatusCode, Value)) -> (StatusCode, Value) {
 struct FakeState {
     responder: Responder,
     seen: Mutex<Vec<Recorded>>,
+    /// How many requests `seen` holds.
+    seen_count: watch::Sender<usize>,
     /// `jobs.cancel` calls, in order; the count is published on `cancelled`.
     cancels: Mutex<Vec<Recorded>>,
     cancelled: watch::Sender<usize>,
@@ -70,6 +72,7 @@ impl FakeBigQuery {
         let state = Arc::new(FakeState {
             responder,
             seen: Mutex::new(Vec::new()),
+            seen_count: watch::channel(0).0,
             cancels: Mutex::new(Vec::new()),
             cancelled: watch::channel(0).0,
             released: watch::channel(false).0,
@@ -107,6 +110,16 @@ impl FakeBigQuery {
             .clone()
     }
 
+    /// Waits until at least `count` `jobs.query` or `getQueryResults`
+    /// requests have arrived (bound it with a timeout).
+    pub async fn received(&self, count: usize) {
+        let mut arrived = self.state.seen_count.subscribe();
+        arrived
+            .wait_for(|n| *n >= count)
+            .await
+            .expect("the fake keeps its sender");
+    }
+
     /// Sends the answers made with [`held`], now and from now on.
     pub fn release(&self) {
         self.state.released.send_replace(true);
@@ -140,6 +153,7 @@ async fn answer(state: &FakeState, request: Recorded) -> (StatusCode, Json<Value
         let mut seen = state.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let answer = (state.responder)(&request, &seen);
         seen.push(request);
+        state.seen_count.send_replace(seen.len());
         answer
     };
     if body.get("__fake_hangs").is_some() {
