@@ -48,6 +48,8 @@ pub mod vars {
     pub const BQ_MAXIMUM_BYTES_BILLED: &str = "BQ_MAXIMUM_BYTES_BILLED";
     /// Currency of the live-mode amounts.
     pub const BQ_CURRENCY: &str = "BQ_CURRENCY";
+    /// Time bound of every HTTP call to BigQuery, in milliseconds.
+    pub const BQ_HTTP_TIMEOUT_MS: &str = "BQ_HTTP_TIMEOUT_MS";
     /// `host:port` of a BigQuery emulator (no credentials).
     pub const BIGQUERY_EMULATOR_HOST: &str = "BIGQUERY_EMULATOR_HOST";
     /// Service-account key file.
@@ -139,6 +141,12 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("bq-currency"),
         default: Some("USD"),
         help: "ISO 4217 code of the amounts in live mode",
+    },
+    Setting {
+        env: vars::BQ_HTTP_TIMEOUT_MS,
+        flag: Some("bq-http-timeout-ms"),
+        default: Some("15000"),
+        help: "Time bound of every HTTP call to BigQuery and its token endpoint, and of building the client, in milliseconds (100 to 600000)",
     },
     Setting {
         env: vars::BIGQUERY_EMULATOR_HOST,

@@ -34,8 +34,10 @@
 
 mod config;
 pub mod data;
+mod fnv;
 pub mod metrics;
 pub mod records;
+pub mod redact;
 mod redis;
 mod refresher;
 mod rng;
@@ -53,8 +55,8 @@ pub use redis::{
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
 pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};
 pub use source::{
-    BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_MAXIMUM_BYTES_BILLED, MockSource,
-    SnapshotSource, SourceError,
+    BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_MAXIMUM_BYTES_BILLED, MockSource, SnapshotSource, SourceError,
 };
 #[cfg(feature = "bigquery")]
 pub use source::{BigQuerySource, BigQuerySourceBuilder, BigQueryStats, SectionStats};

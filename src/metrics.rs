@@ -48,6 +48,9 @@ pub const SNAPSHOT_MODE: &str = "warmcache_snapshot_mode";
 pub const BIGQUERY_QUERIES_TOTAL: &str = "warmcache_bigquery_queries_total";
 /// Bytes BigQuery reported processing, by section.
 pub const BIGQUERY_BYTES_PROCESSED_TOTAL: &str = "warmcache_bigquery_bytes_processed_total";
+/// BigQuery jobs abandoned unfinished (refresh timeout, a sibling query's
+/// failure, shutdown) and cancelled with `jobs.cancel`, by section.
+pub const BIGQUERY_JOBS_CANCELLED_TOTAL: &str = "warmcache_bigquery_jobs_cancelled_total";
 /// Duration of one BigQuery query (all its pages), by section.
 pub const BIGQUERY_QUERY_DURATION_SECONDS: &str = "warmcache_bigquery_query_duration_seconds";
 /// HTTP requests, by route template and status class.
@@ -131,6 +134,24 @@ pub fn describe() {
     describe_gauge!(
         SNAPSHOT_MODE,
         "1 for the active data source mode (live or mock), 0 for the other."
+    );
+    describe_counter!(
+        BIGQUERY_QUERIES_TOTAL,
+        "BigQuery queries of live mode, by section and result (ok, error)."
+    );
+    describe_counter!(
+        BIGQUERY_BYTES_PROCESSED_TOTAL,
+        ::metrics::Unit::Bytes,
+        "Bytes BigQuery reported processing, by section."
+    );
+    describe_histogram!(
+        BIGQUERY_QUERY_DURATION_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Duration of one BigQuery query, all its pages, by section."
+    );
+    describe_counter!(
+        BIGQUERY_JOBS_CANCELLED_TOTAL,
+        "BigQuery jobs abandoned unfinished (refresh timeout, a failed sibling query, shutdown) for which jobs.cancel was sent, by section."
     );
     describe_counter!(
         HTTP_REQUESTS_TOTAL,
@@ -257,6 +278,7 @@ pub(crate) struct QueryMetrics {
     pub(crate) ok: Counter,
     pub(crate) error: Counter,
     pub(crate) bytes_processed: Counter,
+    pub(crate) cancelled: Counter,
     pub(crate) duration: Histogram,
 }
 
@@ -266,13 +288,15 @@ impl QueryMetrics {
         let ok = counter!(BIGQUERY_QUERIES_TOTAL, "section" => section, "result" => "ok");
         let error = counter!(BIGQUERY_QUERIES_TOTAL, "section" => section, "result" => "error");
         let bytes_processed = counter!(BIGQUERY_BYTES_PROCESSED_TOTAL, "section" => section);
-        for c in [&ok, &error, &bytes_processed] {
+        let cancelled = counter!(BIGQUERY_JOBS_CANCELLED_TOTAL, "section" => section);
+        for c in [&ok, &error, &bytes_processed, &cancelled] {
             c.absolute(0);
         }
         Self {
             ok,
             error,
             bytes_processed,
+            cancelled,
             duration: histogram!(BIGQUERY_QUERY_DURATION_SECONDS, "section" => section),
         }
     }

@@ -150,11 +150,7 @@ impl<T> Section<T> {
 /// Stable across processes and builds, so every instance behind a load
 /// balancer gives the same ETag for the same data.
 fn etag_of(body: &[u8]) -> HeaderValue {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in body {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = crate::fnv::fnv1a64(body);
     let tag = format!("\"{:x}-{hash:016x}\"", body.len());
     HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }

@@ -9,103 +9,13 @@
 mod support;
 
 use axum::http::StatusCode;
-use serde_json::{Value, json};
-use support::bigquery::{FakeBigQuery, PROJECT, Recorded, result_page};
-use support::shop::{BOUND, DATASET, PAGE_SIZE, builder, refresh, refresher};
+use serde_json::json;
+use support::bigquery::fake::{
+    FakeBigQuery, Recorded, canned, fake_config, result_page, section_of,
+};
+use support::shop::{BOUND, PAGE_SIZE, builder, refresh, refresher};
 use tokio::time::timeout;
-use warmcache::{BigQueryConfig, Credentials, SnapshotSource};
-
-const DASHBOARD_COLUMNS: [(&str, &str); 10] = [
-    ("kind", "STRING"),
-    ("key", "STRING"),
-    ("day", "DATE"),
-    ("hour", "INTEGER"),
-    ("name", "STRING"),
-    ("category", "STRING"),
-    ("revenue", "NUMERIC"),
-    ("transactions", "INTEGER"),
-    ("customers", "INTEGER"),
-    ("units", "INTEGER"),
-];
-const PRODUCT_COLUMNS: [(&str, &str); 8] = [
-    ("product_id", "STRING"),
-    ("sku", "STRING"),
-    ("name", "STRING"),
-    ("category", "STRING"),
-    ("price", "NUMERIC"),
-    ("currency", "STRING"),
-    ("stock_quantity", "INTEGER"),
-    ("updated_at", "TIMESTAMP"),
-];
-
-/// A complete, valid answer for the section a request is labelled with.
-fn canned(section: &str, job: &str) -> Value {
-    let kpi = |key: &str| {
-        vec![
-            json!("kpi"),
-            json!(key),
-            Value::Null,
-            Value::Null,
-            Value::Null,
-            Value::Null,
-            json!("12.500000000"),
-            json!("1"),
-            json!("1"),
-            json!("2"),
-        ]
-    };
-    match section {
-        "dashboard" => result_page(
-            job,
-            true,
-            &DASHBOARD_COLUMNS,
-            &[kpi("today"), kpi("7d"), kpi("30d")],
-        ),
-        "historical" => result_page(
-            job,
-            true,
-            &[
-                ("kind", "STRING"),
-                ("period", "DATE"),
-                ("revenue", "NUMERIC"),
-                ("transactions", "INTEGER"),
-                ("customers", "INTEGER"),
-            ],
-            &[],
-        ),
-        _ => result_page(
-            job,
-            true,
-            &PRODUCT_COLUMNS,
-            // A TIMESTAMP as float seconds, as BigQuery sends it by default.
-            &[vec![
-                json!("P1"),
-                json!("S1"),
-                json!("Kettle"),
-                json!("Home"),
-                json!("7.875000000"),
-                Value::Null,
-                json!("4"),
-                json!("1.767323045123456E9"),
-            ]],
-        ),
-    }
-}
-
-fn section_of(request: &Recorded) -> String {
-    request.body["labels"]["section"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn fake_config(fake: &FakeBigQuery) -> BigQueryConfig {
-    BigQueryConfig {
-        credentials: Credentials::Emulator(fake.host()),
-        maximum_bytes_billed: 52_428_800,
-        ..BigQueryConfig::new(PROJECT, DATASET)
-    }
-}
+use warmcache::SnapshotSource;
 
 #[tokio::test]
 async fn a_query_over_the_cost_cap_is_a_refresh_error_and_every_query_carries_cap_and_labels() {

@@ -1,7 +1,10 @@
 //! `ApiError`: every error the HTTP API returns, as `{"error":{"code","message"}}`.
 //!
 //! Handlers return it; `IntoResponse` logs the detail and picks the status.
-//! Codes are stable: clients may match on them.
+//! Codes are stable: clients may match on them. A server-side failure's
+//! body names its kind only (code and a fixed message): what Redis said,
+//! where it runs and which key was involved go to the log (keys as
+//! keyspace and id hash at `warn` and above, see [`crate::redact`]).
 
 use std::time::Duration;
 
@@ -10,6 +13,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::redact;
+use crate::redis::L2Error;
 use crate::tier::{CacheError, InvalidId};
 
 /// An error answer of the API.
@@ -60,9 +65,10 @@ pub enum ApiError {
         /// The id.
         id: String,
     },
-    /// Redis cannot be used and nothing else can answer (503).
-    #[error("{0}")]
-    RedisUnavailable(String),
+    /// Redis cannot be used and nothing else can answer (503). The body
+    /// says only that; the cause is in the log.
+    #[error("redis is unavailable; retry shortly")]
+    RedisUnavailable,
     /// The service runs without keyed caches (503).
     #[error("the keyed caches are not configured in this service")]
     KeyedCachesOff,
@@ -81,13 +87,22 @@ impl From<CacheError> for ApiError {
     fn from(error: CacheError) -> Self {
         match error {
             CacheError::InvalidId(e) => Self::InvalidId(e),
-            CacheError::L2(e) => Self::RedisUnavailable(e.to_string()),
+            CacheError::L2(e) => {
+                // An open breaker was logged when it opened.
+                if !matches!(e, L2Error::Unavailable) {
+                    tracing::warn!(error = %e, "redis failed; answering 503");
+                }
+                Self::RedisUnavailable
+            }
             CacheError::Corrupt { key, reason } => {
-                tracing::error!(key, reason, "corrupt value not served");
+                tracing::debug!(key, reason, "corrupt value not served");
+                tracing::error!(key = %redact::key(&key), reason, "corrupt value not served");
                 Self::CorruptValue
             }
             CacheError::Loader(e) => {
-                tracing::error!(error = %e, "loader failed");
+                // Logged with keyspace and id hash where it failed; its
+                // text may quote the id.
+                tracing::debug!(error = %e, "loader failed");
                 Self::LoadFailed
             }
             CacheError::Encode(e) => {
@@ -117,7 +132,7 @@ impl ApiError {
             Self::InvalidBody(_) => "invalid_body",
             Self::IdMismatch { .. } => "id_mismatch",
             Self::NoSuchRecord { .. } => "not_found",
-            Self::RedisUnavailable(_) => "redis_unavailable",
+            Self::RedisUnavailable => "redis_unavailable",
             Self::KeyedCachesOff => "keyed_caches_off",
             Self::CorruptValue => "corrupt_value",
             Self::LoadFailed => "load_failed",
@@ -130,7 +145,7 @@ impl ApiError {
         match self {
             Self::SnapshotNotLoaded { .. }
             | Self::SnapshotStale { .. }
-            | Self::RedisUnavailable(_)
+            | Self::RedisUnavailable
             | Self::KeyedCachesOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) | Self::NoSuchRecord { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

@@ -11,6 +11,7 @@
 //! Built with the `bigquery` cargo feature (on by default).
 
 mod auth;
+mod cancel;
 mod cells;
 mod jobs;
 mod sections;
@@ -200,7 +201,11 @@ impl BigQuerySourceBuilder {
             }
         }
         let queries = Queries::load(&self.config)?;
-        let (client, endpoint) = auth::client(&self.config.credentials).await?;
+        let bound = self.config.http_timeout;
+        let (client, endpoint) =
+            tokio::time::timeout(bound, auth::client(&self.config.credentials))
+                .await
+                .map_err(|_| BigQuerySetupError::Timeout(bound))??;
         for query in queries.all() {
             tracing::debug!(section = query.section, origin = %query.origin, "bigquery query loaded");
         }
@@ -208,10 +213,11 @@ impl BigQuerySourceBuilder {
             inner: Arc::new(Inner {
                 runner: JobRunner {
                     client,
-                    project_id: self.config.project_id,
+                    project_id: self.config.project_id.into(),
                     maximum_bytes_billed: self.config.maximum_bytes_billed,
                     page_size: self.page_size,
                     endpoint,
+                    http_timeout: bound,
                 },
                 queries,
                 currency: self.config.currency,
@@ -315,7 +321,11 @@ impl BigQuerySource {
         match self
             .inner
             .runner
-            .run(query, self.parameters(query, today))
+            .run(
+                query,
+                self.parameters(query, today),
+                self.inner.metrics.section(section).cancelled.clone(),
+            )
             .await
         {
             Ok(finished) => {

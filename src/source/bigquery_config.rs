@@ -8,8 +8,9 @@
 //! [`BigQuerySetupError`] is what building the source from it can fail with.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::config::{ConfigError, vars};
+use crate::config::{ConfigError, parse_ms, vars};
 
 /// The default cap on the bytes one query may bill: 1 GiB.
 pub const DEFAULT_MAXIMUM_BYTES_BILLED: u64 = 1 << 30;
@@ -17,6 +18,8 @@ pub const DEFAULT_MAXIMUM_BYTES_BILLED: u64 = 1 << 30;
 const MIN_MAXIMUM_BYTES_BILLED: u64 = 10 << 20;
 /// The largest cap accepted: 100 TiB.
 const MAX_MAXIMUM_BYTES_BILLED: u64 = 100 << 40;
+/// The default bound of one HTTP call to BigQuery or its token endpoint.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How the source proves who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +52,9 @@ pub struct BigQueryConfig {
     pub maximum_bytes_billed: u64,
     /// ISO code of the amounts (`BQ_CURRENCY`).
     pub currency: String,
+    /// Time bound of every HTTP call to BigQuery, token fetch included, and
+    /// of building the client (`BQ_HTTP_TIMEOUT_MS`).
+    pub http_timeout: Duration,
     /// How to authenticate.
     pub credentials: Credentials,
 }
@@ -65,6 +71,7 @@ impl BigQueryConfig {
             query_dir: None,
             maximum_bytes_billed: DEFAULT_MAXIMUM_BYTES_BILLED,
             currency: "USD".to_owned(),
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
             credentials: Credentials::ApplicationDefault,
         }
     }
@@ -148,6 +155,13 @@ impl BigQueryConfig {
             }
             config.currency = value;
         }
+        config.http_timeout = Duration::from_millis(parse_ms(
+            get(vars::BQ_HTTP_TIMEOUT_MS),
+            vars::BQ_HTTP_TIMEOUT_MS,
+            DEFAULT_HTTP_TIMEOUT.as_millis() as u64,
+            100,
+            600_000,
+        )?);
         config.credentials = match (
             get(vars::BIGQUERY_EMULATOR_HOST),
             get(vars::GOOGLE_APPLICATION_CREDENTIALS),
@@ -230,6 +244,9 @@ pub enum BigQuerySetupError {
     /// The Google client could not be built.
     #[error("cannot set up the BigQuery client: {0}")]
     Client(String),
+    /// Building the client did not finish within `BQ_HTTP_TIMEOUT_MS`.
+    #[error("cannot set up the BigQuery client: not done within {} ms (BQ_HTTP_TIMEOUT_MS)", .0.as_millis())]
+    Timeout(Duration),
 }
 
 #[cfg(test)]
@@ -268,6 +285,7 @@ mod tests {
             (vars::BQ_QUERY_DIR, "/etc/warmcache/sql"),
             (vars::BQ_MAXIMUM_BYTES_BILLED, "52428800"),
             (vars::BQ_CURRENCY, "EUR"),
+            (vars::BQ_HTTP_TIMEOUT_MS, "2500"),
             (vars::GOOGLE_APPLICATION_CREDENTIALS, "/keys/sa.json"),
         ])
         .expect("valid");
@@ -282,6 +300,7 @@ mod tests {
         assert_eq!(config.query_dir, Some(PathBuf::from("/etc/warmcache/sql")));
         assert_eq!(config.maximum_bytes_billed, 52_428_800);
         assert_eq!(config.currency, "EUR");
+        assert_eq!(config.http_timeout, Duration::from_millis(2_500));
         assert_eq!(
             config.credentials,
             Credentials::KeyFile("/keys/sa.json".into())
@@ -315,6 +334,8 @@ mod tests {
             (vars::BQ_MAXIMUM_BYTES_BILLED, "1000"),
             (vars::BQ_MAXIMUM_BYTES_BILLED, "1GB"),
             (vars::BQ_CURRENCY, "dollars"),
+            (vars::BQ_HTTP_TIMEOUT_MS, "0"),
+            (vars::BQ_HTTP_TIMEOUT_MS, "soon"),
             (vars::BIGQUERY_EMULATOR_HOST, "localhost"),
             (vars::BIGQUERY_EMULATOR_HOST, "host:0"),
         ] {

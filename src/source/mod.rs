@@ -11,11 +11,13 @@ mod bigquery_config;
 mod mock;
 
 use std::future::Future;
+use std::time::Duration;
 
 #[cfg(feature = "bigquery")]
 pub use bigquery::{BigQuerySource, BigQuerySourceBuilder, BigQueryStats, SectionStats};
 pub use bigquery_config::{
-    BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_MAXIMUM_BYTES_BILLED,
+    BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_MAXIMUM_BYTES_BILLED,
 };
 pub use mock::MockSource;
 
@@ -25,7 +27,9 @@ use crate::data::SnapshotData;
 /// sections, so a refresh swaps in all of them or none.
 pub trait SnapshotSource: Send + Sync + 'static {
     /// Fetches all sections. Called only by the refresher, one call at a time,
-    /// under the refresh timeout (the future is dropped when it fires).
+    /// under the refresh timeout (the future is dropped when it fires: work
+    /// started elsewhere must not outlive it, as `BigQuerySource` cancels
+    /// its running jobs).
     fn fetch(&self) -> impl Future<Output = Result<SnapshotData, SourceError>> + Send;
 }
 
@@ -35,6 +39,17 @@ pub enum SourceError {
     /// The backend could not be reached or answered with an error.
     #[error("source unavailable: {0}")]
     Unavailable(String),
+    /// One call to the backend (or to the token endpoint it needs) did not
+    /// answer within its time bound (`BQ_HTTP_TIMEOUT_MS`).
+    #[error("{section} query: {call} did not answer within {} ms (BQ_HTTP_TIMEOUT_MS)", .after.as_millis())]
+    Timeout {
+        /// `dashboard`, `historical` or `products`.
+        section: &'static str,
+        /// The REST call, e.g. `jobs.query` or `getQueryResults`.
+        call: &'static str,
+        /// The bound that passed.
+        after: Duration,
+    },
     /// The backend refused or failed one section's query (a SQL error, a
     /// missing table or column, the cost cap).
     #[error("{section} query failed: {message}")]

@@ -19,8 +19,9 @@ pub enum CacheError {
     #[error(transparent)]
     L2(#[from] L2Error),
     /// Redis holds a value for `key` that is not valid JSON of the expected
-    /// shape. The value is never served, logged or deleted.
-    #[error("the value stored at {key} is corrupt: {reason}")]
+    /// shape. The value is never served, logged or deleted. The message
+    /// shows the key as keyspace and id hash (it may reach a log).
+    #[error("the value stored at {} is corrupt: {reason}", crate::redact::key(.key))]
     Corrupt {
         /// The Redis key.
         key: String,

@@ -107,7 +107,12 @@ where
         let started = Instant::now();
         let loaded = loader(id.clone()).await;
         self.inner.counters.load(loaded.is_ok(), started.elapsed());
-        let value = loaded.map_err(|e| NoEntry::Failed(CacheError::Loader(Arc::from(e.into()))))?;
+        let value = loaded.map_err(|e| {
+            let error: super::LoaderError = Arc::from(e.into());
+            tracing::debug!(key = self.key(id), error = %error, "loader failed");
+            tracing::warn!(keyspace = self.inner.keyspace.name, id_hash = %crate::redact::id_hash(id.as_str()), error = %crate::redact::scrub(&error.to_string(), id.as_str()), "loader failed");
+            NoEntry::Failed(CacheError::Loader(error))
+        })?;
         let json = encode(&value).map_err(NoEntry::Failed)?;
         let entry = L1Entry {
             value: Arc::new(value),
@@ -213,7 +218,8 @@ where
                     e.line(),
                     e.column()
                 );
-                tracing::warn!(key, reason, "corrupt value in redis; not served");
+                tracing::debug!(key, reason, "corrupt value in redis");
+                tracing::warn!(keyspace = self.inner.keyspace.name, id_hash = %crate::redact::id_hash(id.as_str()), reason, "corrupt value in redis; not served");
                 Err(CacheError::Corrupt { key, reason })
             }
         }

@@ -1,6 +1,7 @@
 //! Test support for live mode: a real BigQuery emulator process, a TCP proxy
-//! that can stop answering, and a scripted fake for what the emulator cannot
-//! do (cost-cap refusals, jobs that are not complete at once).
+//! that can stop answering, and (in [`fake`]) a scripted fake for what the
+//! emulator cannot do (cost-cap refusals, jobs that are not complete at
+//! once, cancellations, hangs).
 //!
 //! [`Emulator`] runs `bqemulator` (PyPI) from the virtualenv at
 //! `<crate>/.venv-bq` (or `$WARMCACHE_BQ_VENV`), which `.ci/run` creates. It
@@ -9,17 +10,12 @@
 //! DuckDB extensions linked in, so it never downloads anything. Dropping it
 //! kills the process and removes the directories.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::{Method, StatusCode};
-use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +23,8 @@ use tokio::task::JoinHandle;
 use warmcache::{BigQueryConfig, Credentials};
 
 use super::{free_port, temp_dir};
+
+pub mod fake;
 
 /// The project every emulator serves.
 pub const PROJECT: &str = "test-proj";
@@ -408,147 +406,4 @@ async fn relay(mut client: TcpStream, target: &str, hang: &Arc<AtomicBool>) {
         }
     }
     back.abort();
-}
-
-/// One request the fake received.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    /// `POST` or `GET`.
-    pub method: Method,
-    /// The job id for `getQueryResults`, `None` for `jobs.query`.
-    pub job: Option<String>,
-    /// The raw query string.
-    pub query: String,
-    /// The JSON body (`Null` for GET).
-    pub body: Value,
-}
-
-/// What the fake answers: a function of the request (and of the requests
-/// before it, which it can count).
-pub type Responder = Box<dyn Fn(&Recorded, &[Recorded]) -> (StatusCode, Value) + Send + Sync>;
-
-struct FakeState {
-    responder: Responder,
-    seen: Mutex<Vec<Recorded>>,
-}
-
-/// A scripted stand-in for the BigQuery REST API (`jobs.query` and
-/// `getQueryResults` only), on a free loopback port, that records every
-/// request.
-pub struct FakeBigQuery {
-    port: u16,
-    state: Arc<FakeState>,
-    task: JoinHandle<()>,
-}
-
-impl FakeBigQuery {
-    /// Serves `responder`'s answers.
-    pub async fn start(responder: Responder) -> Self {
-        let state = Arc::new(FakeState {
-            responder,
-            seen: Mutex::new(Vec::new()),
-        });
-        let app = axum::Router::new()
-            .route("/bigquery/v2/projects/{project}/queries", post(fake_query))
-            .route(
-                "/bigquery/v2/projects/{project}/queries/{job}",
-                axum::routing::get(fake_results),
-            )
-            .with_state(Arc::clone(&state));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { port, state, task }
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Every request so far.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.state
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl Drop for FakeBigQuery {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn answer(state: &FakeState, request: Recorded) -> (StatusCode, Json<Value>) {
-    let mut seen = state.seen.lock().unwrap_or_else(PoisonError::into_inner);
-    let (status, body) = (state.responder)(&request, &seen);
-    seen.push(request);
-    (status, Json(body))
-}
-
-async fn fake_query(
-    State(state): State<Arc<FakeState>>,
-    RawQuery(query): RawQuery,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    let request = Recorded {
-        method: Method::POST,
-        job: None,
-        query: query.unwrap_or_default(),
-        body,
-    };
-    answer(&state, request)
-}
-
-async fn fake_results(
-    State(state): State<Arc<FakeState>>,
-    UrlPath((_project, job)): UrlPath<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> (StatusCode, Json<Value>) {
-    let request = Recorded {
-        method: Method::GET,
-        job: Some(job),
-        query: query.unwrap_or_default(),
-        body: Value::Null,
-    };
-    answer(&state, request)
-}
-
-/// A query answer in BigQuery's JSON: `columns` as `(name, type)`, rows of
-/// cells (strings or null).
-pub fn result_page(
-    job: &str,
-    complete: bool,
-    columns: &[(&str, &str)],
-    rows: &[Vec<Value>],
-) -> Value {
-    if !complete {
-        return json!({ "kind": "bigquery#queryResponse", "jobReference": { "projectId": PROJECT, "jobId": job }, "jobComplete": false });
-    }
-    json!({
-        "kind": "bigquery#queryResponse",
-        "jobReference": { "projectId": PROJECT, "jobId": job, "location": "US" },
-        "jobComplete": true,
-        "totalBytesProcessed": "1234",
-        "schema": { "fields": columns.iter().map(|(name, kind)| json!({ "name": name, "type": kind, "mode": "NULLABLE" })).collect::<Vec<_>>() },
-        "rows": rows.iter().map(|cells| json!({ "f": cells.iter().map(|v| json!({ "v": v })).collect::<Vec<_>>() })).collect::<Vec<_>>(),
-        "totalRows": rows.len().to_string(),
-    })
-}
-
-/// A queue of answers, for scripts that go step by step.
-pub fn scripted(answers: Vec<(StatusCode, Value)>) -> Responder {
-    let queue = Mutex::new(VecDeque::from(answers));
-    Box::new(move |_, _| {
-        queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()
-            .unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, json!({})))
-    })
 }

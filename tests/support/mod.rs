@@ -9,6 +9,7 @@
 
 pub mod bigquery;
 pub mod history;
+pub mod keyed_router;
 pub mod node;
 #[cfg(feature = "bigquery")]
 pub mod shop;

@@ -3,10 +3,14 @@
 //!
 //! Every request carries `maximumBytesBilled` and labels. An `errors` array
 //! fails the query even on HTTP 200 (the emulator reports SQL errors that
-//! way). Waiting is bounded by the caller: the refresher drops the whole
-//! fetch when its timeout fires.
+//! way). Every HTTP call (its token fetch included) is bounded by
+//! `BQ_HTTP_TIMEOUT_MS` and fails with [`SourceError::Timeout`]; the
+//! refresher also drops the whole fetch when its own timeout fires. A job
+//! the caller abandons before it is complete is cancelled (`cancel.rs`).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gcp_bigquery_client::Client;
@@ -19,15 +23,19 @@ use gcp_bigquery_client::model::query_request::QueryRequest;
 use gcp_bigquery_client::model::query_response::QueryResponse;
 use gcp_bigquery_client::model::table_row::TableRow;
 use gcp_bigquery_client::model::table_schema::TableSchema;
+use metrics::Counter;
 use serde_json::Value;
+use tokio::sync::oneshot;
 
+use super::cancel::{CancelOnDrop, Canceller, JobRef};
 use super::cells::{Column, ResultTable};
 use super::sql::Query;
 use crate::source::SourceError;
 
 /// How long one `jobs.query` or `getQueryResults` call may wait on the
-/// server for the job to finish before answering "not complete yet".
-const SERVER_WAIT_MS: i32 = 10_000;
+/// server for the job to finish before answering "not complete yet"; at
+/// most half the HTTP bound, so a long wait is never taken for a hang.
+const SERVER_WAIT_MS: u128 = 10_000;
 /// Pause between polls when the server answers "not complete" at once.
 const POLL_START: Duration = Duration::from_millis(50);
 const POLL_MAX: Duration = Duration::from_secs(1);
@@ -35,12 +43,14 @@ const POLL_MAX: Duration = Duration::from_secs(1);
 /// Sends the queries of one source.
 pub(crate) struct JobRunner {
     pub(crate) client: Client,
-    pub(crate) project_id: String,
+    pub(crate) project_id: Arc<str>,
     pub(crate) maximum_bytes_billed: u64,
     /// `maxResults` of every page; `None` lets the server choose (about 10 MB).
     pub(crate) page_size: Option<u32>,
     /// Where queries go, for error messages.
     pub(crate) endpoint: String,
+    /// Bound of every HTTP call (`BQ_HTTP_TIMEOUT_MS`).
+    pub(crate) http_timeout: Duration,
 }
 
 /// A finished query: all rows, and what BigQuery reported about its cost.
@@ -101,6 +111,7 @@ impl JobRunner {
         &self,
         query: &Query,
         parameters: Vec<QueryParameter>,
+        cancelled: Counter,
     ) -> Result<Finished, SourceError> {
         let section = query.section;
         let mut request = QueryRequest::new(query.sql.clone());
@@ -112,15 +123,18 @@ impl JobRunner {
             ("section".to_owned(), section.to_owned()),
         ]));
         request.max_results = self.page_size.map(page_size_i32);
-        request.timeout_ms = Some(SERVER_WAIT_MS);
+        request.timeout_ms = Some(self.server_wait_ms());
 
-        let mut page: Page = self
-            .client
-            .job()
-            .query(&self.project_id, request)
-            .await
-            .map_err(|e| self.error(section, e))?
-            .into();
+        let canceller = Canceller {
+            client: self.client.clone(),
+            project_id: Arc::clone(&self.project_id),
+            bound: self.http_timeout,
+            section,
+            cancelled,
+        };
+        // From here until the job is complete, dropping this future (or
+        // failing) cancels the job.
+        let (mut page, mut running) = self.start(section, request, canceller).await?;
         check_errors(section, &page)?;
         let job_id = page.job_id.clone();
         let location = page.location.clone();
@@ -128,7 +142,7 @@ impl JobRunner {
             page_token,
             max_results: self.page_size.map(page_size_i32),
             location: location.clone(),
-            timeout_ms: Some(SERVER_WAIT_MS),
+            timeout_ms: Some(self.server_wait_ms()),
             ..Default::default()
         };
 
@@ -137,8 +151,14 @@ impl JobRunner {
             let job_id = job_id.as_deref().ok_or_else(|| no_job(section))?;
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(POLL_MAX);
-            page = self.get(section, job_id, next(None)).await?;
+            page = self.get_unchecked(section, job_id, next(None)).await?;
+            if page.job_complete {
+                // Done, failed or cancelled elsewhere: nothing to cancel.
+                running.disarm();
+            }
+            check_errors(section, &page)?;
         }
+        running.disarm();
 
         let columns: Vec<Column> = page
             .schema
@@ -191,21 +211,105 @@ impl JobRunner {
         })
     }
 
+    /// Sends `jobs.query` in a task of its own, so that a caller who gives
+    /// up before taking the answer still leaves nothing running: an answer
+    /// nobody takes has its job cancelled, whether it arrives after the
+    /// caller left (the task sees the closed channel) or just before (the
+    /// caller's [`PendingStart`] finds it on drop). Returns the first page
+    /// and a guard armed while the job runs.
+    async fn start(
+        &self,
+        section: &'static str,
+        request: QueryRequest,
+        canceller: Canceller,
+    ) -> Result<(Page, CancelOnDrop), SourceError> {
+        let (answer_tx, answer_rx) = oneshot::channel();
+        let client = self.client.clone();
+        let project_id = Arc::clone(&self.project_id);
+        let bound = self.http_timeout;
+        let orphan_canceller = canceller.clone();
+        tokio::spawn(async move {
+            let answer =
+                tokio::time::timeout(bound, client.job().query(&project_id, request)).await;
+            if let Err(unclaimed) = answer_tx.send(answer) {
+                cancel_unclaimed(orphan_canceller, unclaimed);
+            }
+        });
+        let mut pending = PendingStart {
+            answer: answer_rx,
+            canceller: Some(canceller.clone()),
+        };
+        let answer = (&mut pending.answer).await.map_err(|_| {
+            SourceError::Unavailable(format!("{section} query: the request task ended early"))
+        })?;
+        let response = answer
+            .map_err(|_| self.timed_out(section, "jobs.query"))?
+            .map_err(|e| self.error(section, e))?;
+        // No `.await` between taking the answer and arming the guard.
+        let page = Page::from(response);
+        let job = page.job_id.clone().map(|id| JobRef {
+            id,
+            location: page.location.clone(),
+        });
+        let running = CancelOnDrop::new(canceller, job, !page.job_complete);
+        Ok((page, running))
+    }
+
+    /// One `getQueryResults` page; an `errors` array fails it.
     async fn get(
         &self,
         section: &'static str,
         job_id: &str,
         parameters: GetQueryResultsParameters,
     ) -> Result<Page, SourceError> {
-        let page: Page = self
-            .client
-            .job()
-            .get_query_results(&self.project_id, job_id, parameters)
-            .await
-            .map_err(|e| self.error(section, e))?
-            .into();
+        let page = self.get_unchecked(section, job_id, parameters).await?;
         check_errors(section, &page)?;
         Ok(page)
+    }
+
+    /// One `getQueryResults` page, its `errors` array not looked at yet.
+    async fn get_unchecked(
+        &self,
+        section: &'static str,
+        job_id: &str,
+        parameters: GetQueryResultsParameters,
+    ) -> Result<Page, SourceError> {
+        let call = self
+            .client
+            .job()
+            .get_query_results(&self.project_id, job_id, parameters);
+        let page: Page = self
+            .bounded(section, "getQueryResults", call)
+            .await?
+            .map_err(|e| self.error(section, e))?
+            .into();
+        Ok(page)
+    }
+
+    /// `call` within the HTTP bound, or [`SourceError::Timeout`].
+    async fn bounded<T>(
+        &self,
+        section: &'static str,
+        call_name: &'static str,
+        call: impl Future<Output = T>,
+    ) -> Result<T, SourceError> {
+        tokio::time::timeout(self.http_timeout, call)
+            .await
+            .map_err(|_| self.timed_out(section, call_name))
+    }
+
+    fn timed_out(&self, section: &'static str, call: &'static str) -> SourceError {
+        SourceError::Timeout {
+            section,
+            call,
+            after: self.http_timeout,
+        }
+    }
+
+    /// The server-side wait of one call: 10 s, or half the HTTP bound.
+    fn server_wait_ms(&self) -> i32 {
+        let ms = SERVER_WAIT_MS.min(self.http_timeout.as_millis() / 2).max(1);
+        i32::try_from(ms).unwrap_or(i32::MAX)
     }
 
     /// One line saying what went wrong; never a token or a key.
@@ -258,6 +362,41 @@ impl JobRunner {
                 self.endpoint
             )),
         }
+    }
+}
+
+/// What the `jobs.query` task hands over: the answer, or the bound passed.
+type StartAnswer = Result<Result<QueryResponse, BQError>, tokio::time::error::Elapsed>;
+
+/// The caller's end of a `jobs.query` call. Dropped before the answer was
+/// taken, it closes the channel (so a later answer stays with the task)
+/// and cancels the job of an answer that had already arrived.
+struct PendingStart {
+    answer: oneshot::Receiver<StartAnswer>,
+    canceller: Option<Canceller>,
+}
+
+impl Drop for PendingStart {
+    fn drop(&mut self) {
+        self.answer.close();
+        if let (Ok(answer), Some(canceller)) = (self.answer.try_recv(), self.canceller.take()) {
+            cancel_unclaimed(canceller, answer);
+        }
+    }
+}
+
+/// Cancels the job of an answer nobody took, if that job is still running.
+fn cancel_unclaimed(canceller: Canceller, answer: StartAnswer) {
+    let Ok(Ok(response)) = answer else {
+        return;
+    };
+    let page = Page::from(response);
+    if let (false, Some(id)) = (page.job_complete, page.job_id) {
+        tracing::debug!(section = canceller.section, job_id = %id, "query abandoned before its first answer was read");
+        canceller.spawn_cancel(JobRef {
+            id,
+            location: page.location,
+        });
     }
 }
 
