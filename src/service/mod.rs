@@ -8,6 +8,7 @@ mod baseline;
 mod error;
 mod health;
 mod http_metrics;
+mod job_routes;
 mod keyed_routes;
 mod metrics_endpoint;
 mod profile;
@@ -109,6 +110,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(keyed_routes::router())
+        .merge(job_routes::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
