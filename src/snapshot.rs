@@ -149,7 +149,7 @@ impl<T> Section<T> {
 /// A strong ETag from the content: length and 64-bit FNV-1a of the body.
 /// Stable across processes and builds, so every instance behind a load
 /// balancer gives the same ETag for the same data.
-fn etag_of(body: &[u8]) -> HeaderValue {
+pub(crate) fn etag_of(body: &[u8]) -> HeaderValue {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &byte in body {
         hash ^= u64::from(byte);

@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bigquery;
+pub mod bullmq;
 pub mod node;
 #[cfg(feature = "bigquery")]
 pub mod shop;
