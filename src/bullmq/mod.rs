@@ -3,12 +3,12 @@
 //! A BullMQ queue keeps each job in the hash `{prefix}:{queue}:{jobId}` and
 //! its state in lists and sorted sets next to it, and appends every
 //! transition to the stream `{prefix}:{queue}:events`. [`BullmqJobs`] reads
-//! a job the way BullMQ's `Job.fromId` + `getState` do ([`state`]: one Lua
-//! script, so the answer is atomic; [`job`]: the decoding), keeps answers in
-//! a small L1 that the [`EventsFollower`] ([`follower`]) empties on each of
+//! a job the way BullMQ's `Job.fromId` + `getState` do (`state`: one Lua
+//! script, so the answer is atomic; `job`: the decoding), keeps answers in
+//! a small L1 that the [`EventsFollower`] (`follower`) empties on each of
 //! the job's events, records final statuses in `reasoning_job:{jobId}`
 //! (24 h, so they outlive `removeOnComplete`), and wakes long polls
-//! ([`waiters`]) the moment a job changes.
+//! (`waiters`) the moment a job changes.
 
 mod follower;
 mod job;
