@@ -152,13 +152,7 @@ async fn etags_give_304_and_a_long_poll_returns_when_the_job_completes() {
         &json!([{ "name": "gated", "opts": { "jobId": "job-gated" } }]),
     );
     // Active once the worker took it (waiting before): poll the plain route.
-    let active = loop {
-        let answer = service.get("/jobs/job-gated", None).await;
-        if answer.body["status"] == "active" {
-            break answer;
-        }
-        tokio::task::yield_now().await;
-    };
+    let active = service.until_status("/jobs/job-gated", "active").await;
     let etag = active.etag();
     assert_eq!(
         service.get("/jobs/job-gated", Some(&etag)).await.status,
@@ -229,13 +223,7 @@ async fn the_follower_recovers_missed_events_after_a_trim_and_a_redis_restart() 
         port,
         &json!([{ "name": "gated", "opts": { "jobId": "job-trim" } }]),
     );
-    let active = loop {
-        let answer = service.get("/jobs/job-trim", None).await;
-        if answer.body["status"] == "active" {
-            break answer;
-        }
-        tokio::task::yield_now().await;
-    };
+    let active = service.until_status("/jobs/job-trim", "active").await;
     let poll = {
         let router = service.router.clone();
         let etag = active.etag();

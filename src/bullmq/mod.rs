@@ -278,3 +278,47 @@ impl BullmqJobs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Option<BullmqConfig>, ConfigError> {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        BullmqConfig::from_lookup(&get)
+    }
+
+    #[test]
+    fn settings_parse_with_defaults_and_reject_bad_values_by_name() {
+        assert_eq!(parse(&[]).expect("valid"), None, "unset: BullMQ off");
+        let config = parse(&[(vars::BULLMQ_QUEUE, "reasoning")])
+            .expect("valid")
+            .expect("on");
+        assert_eq!(config.prefix, "bull");
+        assert!(!config.expose_data);
+        assert_eq!(Keys::new(&config).events, "bull:reasoning:events");
+        let tagged = parse(&[
+            (vars::BULLMQ_QUEUE, "reasoning"),
+            (vars::BULLMQ_PREFIX, "{bull}"),
+            (vars::BULLMQ_EXPOSE_DATA, "true"),
+        ])
+        .expect("valid")
+        .expect("on");
+        assert_eq!(Keys::new(&tagged).key("42"), "{bull}:reasoning:42");
+        assert!(tagged.expose_data);
+        let bad_queue =
+            parse(&[(vars::BULLMQ_QUEUE, "a:b")]).expect_err("':' is BullMQ's separator");
+        assert_eq!(bad_queue.name, vars::BULLMQ_QUEUE);
+        let bad_flag = parse(&[(vars::BULLMQ_QUEUE, "q"), (vars::BULLMQ_EXPOSE_DATA, "yes")])
+            .expect_err("true or false");
+        assert_eq!(bad_flag.name, vars::BULLMQ_EXPOSE_DATA);
+        let bad_prefix = parse(&[(vars::BULLMQ_QUEUE, "q"), (vars::BULLMQ_PREFIX, "a b")])
+            .expect_err("no spaces");
+        assert_eq!(bad_prefix.name, vars::BULLMQ_PREFIX);
+    }
+}

@@ -54,6 +54,21 @@ impl JobsService {
         }
     }
 
+    /// Reads `path` until the job's status is `status`; that answer.
+    pub async fn until_status(&self, path: &str, status: &str) -> Answer {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let answer = self.get(path, None).await;
+                if answer.body["status"] == status {
+                    return answer;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{path} never became {status}"))
+    }
+
     /// `GET path` with an optional `If-None-Match`.
     pub async fn get(&self, path: &str, if_none_match: Option<&str>) -> Answer {
         get_with(&self.router, path, if_none_match).await
