@@ -179,23 +179,18 @@ fn json(field: &'static str, value: Option<&str>) -> Result<Option<Value>, Bullm
             .map(Some)
             .map_err(|e| BullmqError::Malformed {
                 field,
-                reason: format!("not JSON ({})", e.classify_name()),
+                reason: format!("not JSON ({})", category(&e)),
             }),
     }
 }
 
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "io",
-            serde_json::error::Category::Syntax => "syntax",
-            serde_json::error::Category::Data => "data",
-            serde_json::error::Category::Eof => "truncated",
-        }
+/// The kind of a JSON error, without the text (which may quote the value).
+fn category(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "io",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "data",
+        serde_json::error::Category::Eof => "truncated",
     }
 }
 
