@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::bullmq::BullmqConfig;
 use crate::redis::{InvalidationOptions, RedisConfig};
 use crate::snapshot::Mode;
 use crate::source::BigQueryConfig;
@@ -78,6 +79,12 @@ pub mod vars {
     pub const L1_GRACE_MS: &str = "WARMCACHE_L1_GRACE_MS";
     /// Upper bound of an L1 entry's life in the pub/sub fallback.
     pub const FALLBACK_L1_TTL_MS: &str = "WARMCACHE_FALLBACK_L1_TTL_MS";
+    /// BullMQ queue whose jobs `GET /jobs/{jobId}` reports (unset: BullMQ off).
+    pub const BULLMQ_QUEUE: &str = "WARMCACHE_BULLMQ_QUEUE";
+    /// BullMQ key prefix (`bull`, or hash-tagged like `{bull}`).
+    pub const BULLMQ_PREFIX: &str = "WARMCACHE_BULLMQ_PREFIX";
+    /// Whether job answers from BullMQ include the job's `data`.
+    pub const BULLMQ_EXPOSE_DATA: &str = "WARMCACHE_BULLMQ_EXPOSE_DATA";
 }
 
 /// All settings, in the order `--help` and the README show them.
@@ -227,6 +234,24 @@ pub const SETTINGS: &[Setting] = &[
         help: "Longest L1 life when Redis refuses CLIENT TRACKING and pub/sub invalidation is used",
     },
     Setting {
+        env: vars::BULLMQ_QUEUE,
+        flag: Some("bullmq-queue"),
+        default: None,
+        help: "BullMQ queue whose jobs GET /jobs/{jobId} reports and whose events are followed (unset: BullMQ off)",
+    },
+    Setting {
+        env: vars::BULLMQ_PREFIX,
+        flag: Some("bullmq-prefix"),
+        default: Some("bull"),
+        help: "BullMQ key prefix; hash-tagged (e.g. {bull}) in a Redis Cluster",
+    },
+    Setting {
+        env: vars::BULLMQ_EXPOSE_DATA,
+        flag: Some("bullmq-expose-data"),
+        default: Some("false"),
+        help: "Include the job's data (the prompt, maybe personal data) in job answers: true or false",
+    },
+    Setting {
         env: "REDIS_HOST",
         flag: Some("redis-host"),
         default: Some("127.0.0.1"),
@@ -370,6 +395,8 @@ pub struct Config {
     pub l1_ttl: Duration,
     /// How invalidations keep L1 coherent across instances.
     pub invalidation: InvalidationOptions,
+    /// The BullMQ queue of `GET /jobs/{jobId}`; `None`: BullMQ is not read.
+    pub bullmq: Option<BullmqConfig>,
 }
 
 impl Config {
@@ -508,6 +535,7 @@ impl Config {
             ..InvalidationOptions::default()
         };
         let redis = RedisConfig::from_lookup(&lookup)?;
+        let bullmq = BullmqConfig::from_lookup(&get)?;
         let bigquery = match (mode, &bq_project_id) {
             (Mode::Live, Some(project)) => Some(BigQueryConfig::from_lookup(project, &lookup)?),
             _ => None,
@@ -520,6 +548,7 @@ impl Config {
             l1_max_bytes,
             l1_ttl: Duration::from_millis(l1_ttl_ms),
             invalidation,
+            bullmq,
             listen,
             mode,
             bq_project_id,

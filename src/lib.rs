@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod bullmq;
 mod config;
 pub mod data;
 mod fnv;

@@ -58,6 +58,47 @@ pub const HTTP_REQUESTS_TOTAL: &str = "warmcache_http_requests_total";
 /// HTTP request duration, by route template.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "warmcache_http_request_duration_seconds";
 
+/// Job answers, by source (reasoning_job, bullmq, none) and tier (l1, l2).
+pub const JOB_READS_TOTAL: &str = "warmcache_job_reads_total";
+/// BullMQ events read by the follower, by event name.
+pub const BULLMQ_EVENTS_TOTAL: &str = "warmcache_bullmq_events_total";
+/// Events in the stream the follower has not read yet.
+pub const BULLMQ_FOLLOWER_LAG_EVENTS: &str = "warmcache_bullmq_follower_lag_events";
+/// Reconnects of the follower.
+pub const BULLMQ_FOLLOWER_RECONNECTS_TOTAL: &str = "warmcache_bullmq_follower_reconnects_total";
+/// 1 while the follower is connected.
+pub const BULLMQ_FOLLOWER_CONNECTED: &str = "warmcache_bullmq_follower_connected";
+/// Final statuses recorded in reasoning_job, by result.
+pub const BULLMQ_RECORDS_TOTAL: &str = "warmcache_bullmq_records_total";
+/// Malformed BullMQ job hashes found.
+pub const BULLMQ_MALFORMED_JOBS_TOTAL: &str = "warmcache_bullmq_malformed_jobs_total";
+/// Long polls waiting now.
+pub const JOB_WAITERS: &str = "warmcache_job_waiters";
+
+/// The event names counted by name; any other counts as `other`.
+pub const BULLMQ_EVENT_NAMES: &[&str] = &[
+    "added",
+    "waiting",
+    "waiting-children",
+    "active",
+    "progress",
+    "completed",
+    "failed",
+    "delayed",
+    "stalled",
+    "removed",
+    "retries-exhausted",
+    "drained",
+    "paused",
+    "resumed",
+    "cleaned",
+    "duplicated",
+    "deduplicated",
+    "debounced",
+    "error",
+    "other",
+];
+
 /// Buckets of Redis round trips and HTTP requests: 100 µs to 2.5 s.
 const MILLISECOND_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -162,6 +203,35 @@ pub fn describe() {
         ::metrics::Unit::Seconds,
         "HTTP request duration by route template."
     );
+    describe_counter!(
+        JOB_READS_TOTAL,
+        "GET /jobs answers by source (reasoning_job, bullmq, none: not found) and tier (l1, l2)."
+    );
+    describe_counter!(
+        BULLMQ_EVENTS_TOTAL,
+        "BullMQ events read by the follower, by event (known names, else other)."
+    );
+    describe_gauge!(
+        BULLMQ_FOLLOWER_LAG_EVENTS,
+        "Events in the BullMQ events stream the follower has not read yet."
+    );
+    describe_counter!(
+        BULLMQ_FOLLOWER_RECONNECTS_TOTAL,
+        "Reconnects of the BullMQ events follower."
+    );
+    describe_gauge!(
+        BULLMQ_FOLLOWER_CONNECTED,
+        "1 while the BullMQ events follower is connected, else 0."
+    );
+    describe_counter!(
+        BULLMQ_RECORDS_TOTAL,
+        "Final BullMQ job statuses recorded in reasoning_job, by result (written, kept: an equal one was there, error)."
+    );
+    describe_counter!(
+        BULLMQ_MALFORMED_JOBS_TOTAL,
+        "BullMQ job hashes of the wrong shape (never served)."
+    );
+    describe_gauge!(JOB_WAITERS, "Long polls of GET /jobs waiting now.");
 }
 
 /// A Prometheus exporter builder with the buckets of every histogram.
@@ -305,4 +375,95 @@ impl QueryMetrics {
 /// The invalidation listener's connection gauge.
 pub(crate) fn invalidation_connected() -> Gauge {
     gauge!(INVALIDATION_CONNECTED)
+}
+
+/// Handles of the job routes' reads of `reasoning_job`.
+#[derive(Debug)]
+pub(crate) struct JobReadMetrics {
+    pub(crate) record_l1: Counter,
+    pub(crate) record_l2: Counter,
+    pub(crate) not_found: Counter,
+}
+
+fn job_reads(source: &'static str, tier: &'static str) -> Counter {
+    let c = counter!(JOB_READS_TOTAL, "source" => source, "tier" => tier);
+    c.absolute(0);
+    c
+}
+
+impl JobReadMetrics {
+    pub(crate) fn register() -> Self {
+        Self {
+            record_l1: job_reads("reasoning_job", "l1"),
+            record_l2: job_reads("reasoning_job", "l2"),
+            not_found: job_reads("none", "none"),
+        }
+    }
+}
+
+/// Handles of the BullMQ job source and its follower.
+#[derive(Debug)]
+pub(crate) struct BullmqMetrics {
+    pub(crate) reads_l1: Counter,
+    pub(crate) reads_l2: Counter,
+    events: Vec<Counter>,
+    pub(crate) lag: Gauge,
+    pub(crate) reconnects: Counter,
+    pub(crate) connected: Gauge,
+    pub(crate) records_written: Counter,
+    pub(crate) records_kept: Counter,
+    pub(crate) records_failed: Counter,
+    pub(crate) malformed: Counter,
+    pub(crate) waiters: Gauge,
+}
+
+impl BullmqMetrics {
+    pub(crate) fn register() -> Self {
+        let plain = |name: &'static str| {
+            let c = counter!(name);
+            c.absolute(0);
+            c
+        };
+        let record = |result: &'static str| {
+            let c = counter!(BULLMQ_RECORDS_TOTAL, "result" => result);
+            c.absolute(0);
+            c
+        };
+        let events = BULLMQ_EVENT_NAMES
+            .iter()
+            .map(|&event| {
+                let c = counter!(BULLMQ_EVENTS_TOTAL, "event" => event);
+                c.absolute(0);
+                c
+            })
+            .collect();
+        let lag = gauge!(BULLMQ_FOLLOWER_LAG_EVENTS);
+        lag.set(0.0);
+        let connected = gauge!(BULLMQ_FOLLOWER_CONNECTED);
+        connected.set(0.0);
+        let waiters = gauge!(JOB_WAITERS);
+        waiters.set(0.0);
+        Self {
+            reads_l1: job_reads("bullmq", "l1"),
+            reads_l2: job_reads("bullmq", "l2"),
+            events,
+            lag,
+            reconnects: plain(BULLMQ_FOLLOWER_RECONNECTS_TOTAL),
+            connected,
+            records_written: record("written"),
+            records_kept: record("kept"),
+            records_failed: record("error"),
+            malformed: plain(BULLMQ_MALFORMED_JOBS_TOTAL),
+            waiters,
+        }
+    }
+
+    /// The counter of `event` (`other` for a name not in the list).
+    pub(crate) fn event(&self, event: &str) -> &Counter {
+        let index = BULLMQ_EVENT_NAMES
+            .iter()
+            .position(|&name| name == event)
+            .unwrap_or(BULLMQ_EVENT_NAMES.len() - 1);
+        &self.events[index]
+    }
 }

@@ -82,8 +82,10 @@ pub struct ReasoningJob {
     /// Why a failed job failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Queued at, milliseconds since the epoch.
-    pub added_at: i64,
+    /// Queued at, milliseconds since the epoch; absent when the writer did
+    /// not know it (a BullMQ job already removed when its end was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_at: Option<i64>,
     /// Started at, when it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<i64>,

@@ -149,7 +149,7 @@ impl<T> Section<T> {
 /// A strong ETag from the content: length and 64-bit FNV-1a of the body.
 /// Stable across processes and builds, so every instance behind a load
 /// balancer gives the same ETag for the same data.
-fn etag_of(body: &[u8]) -> HeaderValue {
+pub(crate) fn etag_of(body: &[u8]) -> HeaderValue {
     let hash = crate::fnv::fnv1a64(body);
     let tag = format!("\"{:x}-{hash:016x}\"", body.len());
     HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))

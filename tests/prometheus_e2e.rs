@@ -68,6 +68,14 @@ const PLAIN_METRICS: &[&str] = &[
     "warmcache_snapshot_max_staleness_seconds",
     "warmcache_snapshot_mode",
     "warmcache_http_requests_total",
+    "warmcache_job_reads_total",
+    "warmcache_bullmq_events_total",
+    "warmcache_bullmq_follower_lag_events",
+    "warmcache_bullmq_follower_reconnects_total",
+    "warmcache_bullmq_follower_connected",
+    "warmcache_bullmq_records_total",
+    "warmcache_bullmq_malformed_jobs_total",
+    "warmcache_job_waiters",
 ];
 /// Histograms of the contract (exported as `_bucket`, `_sum`, `_count`).
 const HISTOGRAMS: &[&str] = &[
@@ -255,6 +263,7 @@ impl Service {
             .env("BQ_CACHE_TTL_MS", "1000")
             .env("REDIS_HOST", "127.0.0.1")
             .env("REDIS_PORT", redis_port.to_string())
+            .env("WARMCACHE_BULLMQ_QUEUE", support::bullmq::QUEUE)
             .env("WARMCACHE_LOG_FORMAT", "text")
             .env("RUST_LOG", "info");
         let process = Process::spawn("warmcache", command, "the binary is built by cargo test");
@@ -979,6 +988,50 @@ fn drive_healthy_traffic(service: &Service, redis: &RedisServer) {
     }
 }
 
+/// A real BullMQ queue and worker run jobs: events followed, final
+/// statuses recorded, answers from BullMQ and from reasoning_job, a long
+/// poll that runs out.
+fn drive_bullmq_traffic(service: &Service, redis: &RedisServer) {
+    use support::bullmq::{QUEUE, add_jobs};
+    let mut worker = support::node::NodeProcess::start(
+        "bullmq.js",
+        redis.port(),
+        &[("BULLMQ_CMD", "worker"), ("QUEUE", QUEUE)],
+    );
+    let mut until = |wanted: &dyn Fn(&Value) -> bool| loop {
+        let line = worker.next_json().expect("the BullMQ worker runs");
+        if wanted(&line) {
+            break;
+        }
+    };
+    until(&|line| line["ready"] == true);
+    add_jobs(
+        redis.port(),
+        &serde_json::json!([
+            { "name": "ok", "data": { "n": 2 }, "opts": { "jobId": "e2e-ok" } },
+            { "name": "flaky", "opts": { "jobId": "e2e-failed" } },
+            { "name": "ok", "opts": { "jobId": "e2e-delayed", "delay": 600000 } },
+        ]),
+    );
+    until(&|line| line["event"] == "completed" && line["id"] == "e2e-ok");
+    until(&|line| line["event"] == "failed" && line["id"] == "e2e-failed");
+    let delayed = service.expect("GET", "/jobs/e2e-delayed", "", 200);
+    assert_eq!(delayed.header("x-warmcache-source"), Some("bullmq"));
+    let etag = delayed.header("etag").expect("an ETag").to_owned();
+    let expired = service.call(
+        "GET",
+        "/jobs/e2e-delayed?waitMs=50",
+        &[("If-None-Match", &etag)],
+        "",
+    );
+    assert_eq!(expired.status, 304);
+    for _ in 0..3 {
+        service.expect("GET", "/jobs/e2e-delayed", "", 200);
+        service.expect("GET", "/jobs/e2e-ok", "", 200);
+        service.expect("GET", "/jobs/e2e-failed", "", 200);
+    }
+}
+
 /// Keyed traffic while Redis is down: reads only Redis can answer fail, a
 /// profile still comes from its loader, writes and erasures fail.
 fn drive_outage_traffic(service: &Service, round: usize) {
@@ -1018,6 +1071,7 @@ fn dashboard_and_rules_against_a_real_prometheus() {
     prometheus.wait_for_data(r#"up{job="warmcache"} == 1"#);
 
     drive_healthy_traffic(&service, &redis);
+    drive_bullmq_traffic(&service, &redis);
     // Every metric of the contract is exported (a clear message here beats a
     // list of empty panels later).
     let exposition = http(service.metrics, "GET", "/metrics", &[], b"")
@@ -1032,6 +1086,8 @@ fn dashboard_and_rules_against_a_real_prometheus() {
     prometheus.wait_for_data(r#"warmcache_snapshot_refresh_total{result="error"} > 0"#);
     prometheus.wait_for_data(r#"warmcache_invalidations_total{origin="remote"} > 0"#);
     prometheus.wait_for_data(r#"warmcache_requests_total{tier="l2", result="hit"} > 0"#);
+    prometheus.wait_for_data(r#"warmcache_bullmq_events_total{event="completed"} > 0"#);
+    prometheus.wait_for_data(r#"warmcache_job_reads_total{source="bullmq"} > 0"#);
 
     // The L2 outage.
     redis.kill();

@@ -197,7 +197,7 @@ async fn values_are_byte_compatible_with_node_json_stringify() {
         status: JobStatus::Completed,
         result: Some(serde_json::json!({ "answer": "42", "tokens": 1234, "score": 0.5 })),
         error: None,
-        added_at: 1_764_115_200_000,
+        added_at: Some(1_764_115_200_000),
         started_at: Some(1_764_115_201_000),
         finished_at: Some(1_764_115_260_500),
     };

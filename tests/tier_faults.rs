@@ -716,7 +716,7 @@ async fn an_acl_user_limited_to_the_three_keyspaces_works_and_secrets_stay_hidde
         status,
         result: None,
         error: None,
-        added_at: 1_767_225_600_000,
+        added_at: Some(1_767_225_600_000),
         started_at: None,
         finished_at: None,
     };

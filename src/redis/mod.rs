@@ -299,6 +299,44 @@ impl RedisHandle {
         Ok(matches!(reply, Value::Okay | Value::SimpleString(_)))
     }
 
+    /// `EVAL script` with `keys` and `args`, through the breaker and under
+    /// the timeout. (The `redis` crate's `Script`, which sends `EVALSHA`,
+    /// needs a feature this build does not enable; Redis caches the
+    /// compiled script either way.)
+    pub(crate) async fn eval<T: ::redis::FromRedisValue>(
+        &self,
+        script: &str,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<T, L2Error> {
+        self.run(|mut c| async move {
+            ::redis::cmd("EVAL")
+                .arg(script)
+                .arg(keys.len())
+                .arg(keys)
+                .arg(args)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// A new connection of its own (RESP3), for a task that blocks on it
+    /// (`XREAD BLOCK`); `response_timeout` must exceed the longest block.
+    pub(crate) async fn dedicated_connection(
+        &self,
+        response_timeout: Duration,
+    ) -> Result<::redis::aio::MultiplexedConnection, L2Error> {
+        let config = ::redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.inner.op_timeout.max(Duration::from_secs(1))))
+            .set_response_timeout(Some(response_timeout));
+        self.inner
+            .tracking_client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| classify(&e))
+    }
+
     /// `DEL key`.
     pub(crate) async fn del(&self, key: &str) -> Result<(), L2Error> {
         self.run(

@@ -78,6 +78,13 @@ pub enum ApiError {
     /// The source of truth failed (502).
     #[error("loading the value failed")]
     LoadFailed,
+    /// The BullMQ job hash is not of the shape BullMQ writes (502); the
+    /// detail (field, never the value) is in the message and the log.
+    #[error("{0}")]
+    BullmqJobMalformed(String),
+    /// A `waitMs` that is not a number of milliseconds up to 30,000 (400).
+    #[error("invalid waitMs: {0}")]
+    InvalidWait(String),
     /// A bug or an unserializable value (500); the detail is in the log.
     #[error("internal error")]
     Internal,
@@ -113,6 +120,17 @@ impl From<CacheError> for ApiError {
     }
 }
 
+impl From<crate::bullmq::BullmqError> for ApiError {
+    fn from(error: crate::bullmq::BullmqError) -> Self {
+        match error {
+            crate::bullmq::BullmqError::L2(e) => Self::RedisUnavailable(e.to_string()),
+            malformed @ crate::bullmq::BullmqError::Malformed { .. } => {
+                Self::BullmqJobMalformed(malformed.to_string())
+            }
+        }
+    }
+}
+
 fn last_error_suffix(last_error: &Option<String>) -> String {
     last_error
         .as_ref()
@@ -136,6 +154,8 @@ impl ApiError {
             Self::KeyedCachesOff => "keyed_caches_off",
             Self::CorruptValue => "corrupt_value",
             Self::LoadFailed => "load_failed",
+            Self::BullmqJobMalformed(_) => "bullmq_job_malformed",
+            Self::InvalidWait(_) => "invalid_wait",
             Self::Internal => "internal",
         }
     }
@@ -149,10 +169,13 @@ impl ApiError {
             | Self::KeyedCachesOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) | Self::NoSuchRecord { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InvalidId(_) | Self::InvalidBody(_) | Self::IdMismatch { .. } => {
-                StatusCode::BAD_REQUEST
+            Self::InvalidId(_)
+            | Self::InvalidBody(_)
+            | Self::IdMismatch { .. }
+            | Self::InvalidWait(_) => StatusCode::BAD_REQUEST,
+            Self::CorruptValue | Self::LoadFailed | Self::BullmqJobMalformed(_) => {
+                StatusCode::BAD_GATEWAY
             }
-            Self::CorruptValue | Self::LoadFailed => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

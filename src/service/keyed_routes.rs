@@ -1,4 +1,5 @@
-//! The keyed-cache routes: age verification, customer profiles, jobs.
+//! The keyed-cache routes: age verification and customer profiles (the
+//! job routes are in `job_routes`).
 //!
 //! Each answer sends the JSON bytes as stored in Redis (an L1 hit copies
 //! nothing and serializes nothing), with `x-warmcache-tier` saying which
@@ -16,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::profile::{CustomerProfile, mock_profile};
 use super::{ApiError, AppState, KeyedCaches};
-use crate::records::{AgeVerification, ReasoningJob};
+use crate::records::AgeVerification;
 use crate::tier::{Cached, Tier, TieredCache};
 
 pub(super) fn router() -> Router<AppState> {
@@ -29,15 +30,14 @@ pub(super) fn router() -> Router<AppState> {
             "/customers/{customer_id}/profile",
             get(get_profile).put(put_profile),
         )
-        .route("/jobs/{job_id}", get(get_job).put(put_job))
 }
 
-fn keyed(state: &AppState) -> Result<&KeyedCaches, ApiError> {
+pub(super) fn keyed(state: &AppState) -> Result<&KeyedCaches, ApiError> {
     state.keyed.as_ref().ok_or(ApiError::KeyedCachesOff)
 }
 
 /// The stored JSON, as it is.
-fn json_response<V>(cached: &Cached<V>) -> Response {
+pub(super) fn json_response<V>(cached: &Cached<V>) -> Response {
     let mut response = Response::new(Body::from(cached.json.clone()));
     let headers = response.headers_mut();
     headers.insert(
@@ -53,7 +53,11 @@ fn json_response<V>(cached: &Cached<V>) -> Response {
     response
 }
 
-async fn read<V>(cache: &TieredCache<V>, what: &'static str, id: &str) -> Result<Response, ApiError>
+pub(super) async fn read<V>(
+    cache: &TieredCache<V>,
+    what: &'static str,
+    id: &str,
+) -> Result<Response, ApiError>
 where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
@@ -67,18 +71,18 @@ where
 }
 
 /// Parses a JSON body into the JSON error shape on failure.
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(super) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(value)| value)
         .map_err(|rejection| ApiError::InvalidBody(rejection.body_text()))
 }
 
 /// The id segment of the path; a segment axum cannot decode is an invalid id.
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(super) fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     id.map(|Path(id)| id)
         .map_err(|rejection| ApiError::InvalidBody(rejection.body_text()))
 }
 
-fn same_id(path: &str, body: &str) -> Result<(), ApiError> {
+pub(super) fn same_id(path: &str, body: &str) -> Result<(), ApiError> {
     if path == body {
         Ok(())
     } else {
@@ -150,23 +154,4 @@ async fn put_profile(
     Ok(json_response(
         &keyed(&state)?.profiles.insert(&id, profile).await?,
     ))
-}
-
-async fn get_job(
-    State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    read(&keyed(&state)?.jobs, "job", &id).await
-}
-
-async fn put_job(
-    State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
-    job: Result<Json<ReasoningJob>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let job = body(job)?;
-    same_id(&id, &job.job_id)?;
-    Ok(json_response(&keyed(&state)?.jobs.insert(&id, job).await?))
 }

@@ -8,6 +8,7 @@ mod baseline;
 mod error;
 mod health;
 mod http_metrics;
+mod job_routes;
 mod keyed_routes;
 mod metrics_endpoint;
 mod profile;
@@ -17,6 +18,7 @@ mod snapshot_routes;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -30,7 +32,9 @@ use tokio_util::sync::CancellationToken;
 pub use error::ApiError;
 pub use profile::CustomerProfile;
 
+use crate::bullmq::{BullmqJobs, FollowerOptions};
 use crate::config::{Config, ConfigError, vars};
+use crate::metrics::JobReadMetrics;
 use crate::records::{
     AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob,
 };
@@ -65,6 +69,9 @@ pub struct KeyedCaches {
     /// Mock mode: a missing profile is generated (the loader), so the whole
     /// L1, L2, loader path runs. Otherwise a missing profile is a 404.
     pub mock_profiles: bool,
+    /// BullMQ's records, read when `reasoning_job` has no record of a job.
+    pub bullmq: Option<BullmqJobs>,
+    job_reads: Arc<JobReadMetrics>,
 }
 
 impl KeyedCaches {
@@ -95,7 +102,15 @@ impl KeyedCaches {
                 .l1_ttl(l1_ttl)
                 .build()?,
             mock_profiles,
+            bullmq: None,
+            job_reads: Arc::new(JobReadMetrics::register()),
         })
+    }
+
+    /// Answers jobs unknown to `reasoning_job` from BullMQ's records.
+    pub fn with_bullmq(mut self, bullmq: BullmqJobs) -> Self {
+        self.bullmq = Some(bullmq);
+        self
     }
 }
 
@@ -109,6 +124,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(keyed_routes::router())
+        .merge(job_routes::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -247,12 +263,19 @@ pub async fn run(
             "redis unreachable; keyed routes answer from memory and loaders, or 503, until it is back"
         ),
     }
-    let keyed = KeyedCaches::new(
+    let mut keyed = KeyedCaches::new(
         &redis,
         config.l1_max_bytes,
         config.l1_ttl,
         config.mode == Mode::Mock,
     )?;
+    let mut follower = None;
+    if let Some(bullmq) = &config.bullmq {
+        let jobs = BullmqJobs::new(&redis, bullmq.clone(), config.l1_ttl);
+        follower = Some(jobs.start_follower(FollowerOptions::default()));
+        tracing::info!(queue = %bullmq.queue, prefix = %bullmq.prefix, "job status also from BullMQ");
+        keyed = keyed.with_bullmq(jobs);
+    }
     // After the caches: the listener tracks the keyspaces registered so far.
     let invalidation = redis.start_invalidation(config.invalidation);
     let state = AppState {
@@ -322,6 +345,9 @@ pub async fn run(
     }
     refresher.shutdown().await;
     invalidation.shutdown().await;
+    if let Some(follower) = follower {
+        follower.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -65,7 +65,7 @@ fn serve_section<T>(
 }
 
 /// Whether `If-None-Match` names `etag` (weak comparison, `*` matches all).
-fn if_none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
+pub(super) fn if_none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
     let etag = etag.as_bytes();
     request.get_all(header::IF_NONE_MATCH).iter().any(|value| {
         value.to_str().is_ok_and(|list| {

@@ -17,7 +17,7 @@ mod error;
 mod fill;
 mod id;
 mod stats;
-mod stripes;
+pub(crate) mod stripes;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bigquery;
+pub mod bullmq;
 pub mod history;
 pub mod keyed_router;
 pub mod node;

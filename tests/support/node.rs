@@ -59,7 +59,7 @@ pub fn node_eval(redis_port: u16, body: &str) -> Vec<serde_json::Value> {
 pub struct NodeProcess {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: std::io::Lines<BufReader<ChildStdout>>,
+    lines: Option<std::io::Lines<BufReader<ChildStdout>>>,
 }
 
 impl NodeProcess {
@@ -75,7 +75,7 @@ impl NodeProcess {
         Self {
             stdin: child.stdin.take(),
             child,
-            lines: BufReader::new(stdout).lines(),
+            lines: Some(BufReader::new(stdout).lines()),
         }
     }
 
@@ -91,8 +91,28 @@ impl NodeProcess {
     /// The next line the script printed, parsed as JSON; `None` once it has
     /// exited. Blocks: call it from a blocking thread in async tests.
     pub fn next_json(&mut self) -> Option<serde_json::Value> {
-        let line = self.lines.next()?.expect("read node's stdout");
+        let line = self.lines.as_mut()?.next()?.expect("read node's stdout");
         Some(serde_json::from_str(&line).expect("node printed one JSON value a line"))
+    }
+
+    /// Reads the script's lines on a thread of their own from now on, for
+    /// async tests: each parsed line arrives on the channel, which closes
+    /// when the script exits (or is killed by dropping `self`).
+    pub fn lines_to_channel(&mut self) -> tokio::sync::mpsc::UnboundedReceiver<serde_json::Value> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Some(lines) = self.lines.take() {
+            std::thread::spawn(move || {
+                for line in lines {
+                    let Ok(line) = line else { return };
+                    let value =
+                        serde_json::from_str(&line).expect("node printed one JSON value a line");
+                    if tx.send(value).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        rx
     }
 }
 

@@ -1,0 +1,178 @@
+//! The job routes: `GET /jobs/{jobId}` (from `reasoning_job`, else from
+//! BullMQ's records; ETags and long polls) and `PUT /jobs/{jobId}`.
+//!
+//! Every answer carries an `ETag` of its body; `If-None-Match` naming it
+//! gets 304. With `?waitMs=N` (N ≤ 30,000) and a matching `If-None-Match`,
+//! the request waits until the job's answer differs (the BullMQ follower
+//! publishes it) or N runs out (304). A waiting request is its own future:
+//! it holds a watch receiver, and costs no task and no Redis call.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::keyed_routes::{body, json_response, keyed, path_id, same_id};
+use super::snapshot_routes::if_none_match;
+use super::{ApiError, AppState, KeyedCaches};
+use crate::bullmq::Rendered;
+use crate::records::ReasoningJob;
+use crate::snapshot::etag_of;
+use crate::tier::{CacheId, Tier};
+
+/// The longest long poll.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/jobs/{job_id}", get(get_job).put(put_job))
+}
+
+#[derive(Debug, Deserialize)]
+struct JobQuery {
+    #[serde(rename = "waitMs")]
+    wait_ms: Option<String>,
+}
+
+/// `waitMs`, checked: a whole number of milliseconds up to 30,000.
+fn wait_of(query: Result<Query<JobQuery>, QueryRejection>) -> Result<Duration, ApiError> {
+    let query = query.map_err(|r| ApiError::InvalidWait(r.body_text()))?;
+    let Some(text) = query.0.wait_ms else {
+        return Ok(Duration::ZERO);
+    };
+    match text.parse::<u64>() {
+        Ok(ms) if ms <= MAX_WAIT.as_millis() as u64 => Ok(Duration::from_millis(ms)),
+        _ => Err(ApiError::InvalidWait(
+            "expected a whole number of milliseconds from 0 to 30000".to_owned(),
+        )),
+    }
+}
+
+/// One answer: its body, ETag, and where it came from.
+struct Answer {
+    body: Bytes,
+    etag: HeaderValue,
+    tier: &'static str,
+    source: &'static str,
+}
+
+impl Answer {
+    fn published(rendered: &Rendered) -> Self {
+        Self {
+            body: rendered.body.clone(),
+            etag: rendered.etag.clone(),
+            tier: "l1",
+            source: if rendered.is_final {
+                "reasoning_job"
+            } else {
+                "bullmq"
+            },
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.body));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::ETAG, self.etag);
+        headers.insert("x-warmcache-tier", HeaderValue::from_static(self.tier));
+        headers.insert("x-warmcache-source", HeaderValue::from_static(self.source));
+        response
+    }
+}
+
+fn not_modified(etag: HeaderValue) -> Response {
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    response.headers_mut().insert(header::ETAG, etag);
+    response
+}
+
+/// The job now: `reasoning_job` (L1, then Redis), else BullMQ.
+async fn current(keyed: &KeyedCaches, id: &CacheId) -> Result<Option<Answer>, ApiError> {
+    if let Some(cached) = keyed.jobs.get(id.as_str()).await? {
+        let (tier, counter) = match cached.tier {
+            Tier::L1 => ("l1", &keyed.job_reads.record_l1),
+            Tier::L2 | Tier::Loader => ("l2", &keyed.job_reads.record_l2),
+        };
+        counter.increment(1);
+        return Ok(Some(Answer {
+            etag: etag_of(&cached.json),
+            body: cached.json,
+            tier,
+            source: "reasoning_job",
+        }));
+    }
+    if let Some(bullmq) = &keyed.bullmq {
+        if let Some(rendered) = bullmq.lookup(id).await? {
+            return Ok(Some(Answer {
+                body: rendered.body.clone(),
+                etag: rendered.etag.clone(),
+                tier: "l2",
+                source: "bullmq",
+            }));
+        }
+    }
+    keyed.job_reads.not_found.increment(1);
+    Ok(None)
+}
+
+async fn get_job(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<JobQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = CacheId::parse(&path_id(id)?)?;
+    let wait = wait_of(query)?;
+    let keyed = keyed(&state)?;
+    // Registered before the read: nothing published from now on is missed.
+    let mut waiting = match &keyed.bullmq {
+        Some(bullmq) if !wait.is_zero() && headers.contains_key(header::IF_NONE_MATCH) => {
+            Some(bullmq.waiters().watch(&id))
+        }
+        _ => None,
+    };
+    let Some(answer) = current(keyed, &id).await? else {
+        return Err(ApiError::NoSuchRecord {
+            what: "job",
+            id: id.as_str().to_owned(),
+        });
+    };
+    if !if_none_match(&headers, &answer.etag) {
+        return Ok(answer.into_response());
+    }
+    let Some(guard) = waiting.as_mut() else {
+        return Ok(not_modified(answer.etag));
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, guard.changed()).await {
+            Ok(Some(rendered)) if !if_none_match(&headers, &rendered.etag) => {
+                return Ok(Answer::published(&rendered).into_response());
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return Ok(not_modified(answer.etag)),
+        }
+    }
+}
+
+async fn put_job(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    job: Result<Json<ReasoningJob>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let job = body(job)?;
+    same_id(&id, &job.job_id)?;
+    Ok(json_response(&keyed(&state)?.jobs.insert(&id, job).await?))
+}
