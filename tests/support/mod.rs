@@ -9,6 +9,7 @@
 
 pub mod bigquery;
 pub mod node;
+pub mod proxy;
 #[cfg(feature = "bigquery")]
 pub mod shop;
 
@@ -26,6 +27,22 @@ pub struct RedisServer {
     dir: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
+}
+
+/// Polls `check` every 10 ms for up to 5 s; panics naming `what` if it
+/// never holds. A bounded wait for an effect, not a timing assertion.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting for {what}");
 }
 
 /// A port nobody listens on right now.
