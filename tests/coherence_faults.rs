@@ -71,14 +71,18 @@ async fn listening(redis: &RedisHandle, options: InvalidationOptions) -> Invalid
     listener
 }
 
-/// Polls `future` once (so that it sends its command), leaving it pending.
-async fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) {
-    let mut future = future;
-    std::future::poll_fn(|cx| {
-        let _ = future.as_mut().poll(cx);
-        Poll::Ready(())
-    })
-    .await;
+/// Polls `future` once (so that it sends its command), returning what that
+/// poll gave.
+async fn poll_once<F: Future>(mut future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
+}
+
+/// Finishes a future [`poll_once`] already polled.
+async fn finish<F: Future>(future: std::pin::Pin<&mut F>, polled: Poll<F::Output>) -> F::Output {
+    match polled {
+        Poll::Ready(output) => output,
+        Poll::Pending => future.await,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,6 +98,11 @@ async fn after_a_silent_loss_an_erased_record_is_not_served_past_the_grace() {
     let ages = cache(AGE_VERIFICATION, &redis);
     let _listener = listening(&redis, options).await;
     node_setex(&server, "age_verification:s1", &record("s1", "kept")).await;
+    // Let the push of this write land first, or it would end the first fill.
+    eventually("the push of the write", || async {
+        ages.stats().remote_invalidations == 1
+    })
+    .await;
     eventually("the record in L1", || async {
         tier_of(&ages, "s1").await == Some(Tier::L1)
     })
@@ -107,6 +116,10 @@ async fn after_a_silent_loss_an_erased_record_is_not_served_past_the_grace() {
         .subsec_nanos() as u64
         % cycle;
     tokio::time::sleep(Duration::from_micros(offset)).await;
+    assert!(
+        ages.l1_time_to_live("s1").await.is_some(),
+        "in L1 when the loss begins"
+    );
     proxy.set(Fault::Blackhole);
     let lost_at = Instant::now();
     // A foreign client erases the record; the push cannot reach the instance.
@@ -192,11 +205,13 @@ async fn concurrent_inserts_leave_the_last_write_redis_applied() {
     assert_eq!(method_of(&ages, "r1").await, None, "connected");
     let mut first = Box::pin(ages.insert("r1", record("r1", "first")));
     let mut second = Box::pin(ages.insert("r1", record("r1", "second")));
-    poll_once(first.as_mut()).await;
-    poll_once(second.as_mut()).await;
+    let first_polled = poll_once(first.as_mut()).await;
+    let second_polled = poll_once(second.as_mut()).await;
     // The replies are taken in the opposite order to the one Redis applied.
-    second.await.expect("stored");
-    first.await.expect("stored");
+    finish(second.as_mut(), second_polled)
+        .await
+        .expect("stored");
+    finish(first.as_mut(), first_polled).await.expect("stored");
     let in_redis: String = server
         .foreign()
         .await
@@ -220,7 +235,7 @@ async fn dropped_invalidate_and_insert_futures_still_finish_their_work() {
         .await
         .expect("stored");
     let mut erase = Box::pin(ages.invalidate("d1"));
-    poll_once(erase.as_mut()).await;
+    let _ = poll_once(erase.as_mut()).await;
     drop(erase); // the HTTP client went away after the DEL was sent
     eventually("the erasure to take effect in L1", || async {
         method_of(&ages, "d1").await.is_none()
@@ -231,7 +246,7 @@ async fn dropped_invalidate_and_insert_futures_still_finish_their_work() {
         .await
         .expect("stored");
     let mut put = Box::pin(ages.insert("d2", record("d2", "new")));
-    poll_once(put.as_mut()).await;
+    let _ = poll_once(put.as_mut()).await;
     drop(put);
     eventually("the dropped insert to replace the L1 copy", || async {
         method_of(&ages, "d2").await.as_deref() == Some("new")
@@ -343,5 +358,11 @@ async fn reads_stay_coalesced_while_l1_is_not_trusted() {
         calls.load(Ordering::SeqCst),
         1,
         "one loader call for all readers"
+    );
+    let stats = ages.stats();
+    assert_eq!(
+        stats.l2_hits + stats.misses,
+        1,
+        "one Redis read for all readers: {stats:?}"
     );
 }
