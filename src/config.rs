@@ -210,7 +210,7 @@ pub const SETTINGS: &[Setting] = &[
         env: vars::L1_GRACE_MS,
         flag: Some("l1-grace-ms"),
         default: Some("1000"),
-        help: "How long L1 entries are still served after the invalidation connection is lost (0: not at all)",
+        help: "L1 lease: entries are served until the last answered PING's send time plus this (0: never while the listener runs)",
     },
     Setting {
         env: vars::FALLBACK_L1_TTL_MS,

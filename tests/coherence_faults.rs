@@ -14,24 +14,12 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use support::proxy::{Fault, FaultProxy};
-use support::{RedisServer, eventually};
+use support::{RedisServer, age_record, eventually};
 use tokio::sync::Notify;
 use warmcache::records::{AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, Keyspace};
 use warmcache::{
-    InvalidationListener, InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, Secret,
-    Tier, TieredCache,
+    InvalidationListener, InvalidationMode, InvalidationOptions, RedisHandle, Tier, TieredCache,
 };
-
-fn record(customer: &str, method: &str) -> AgeVerification {
-    AgeVerification {
-        customer_id: customer.to_owned(),
-        verified: true,
-        method: method.to_owned(),
-        verified_at: 1_764_115_200_000,
-        date_of_birth: None,
-        age_over: Some(18),
-    }
-}
 
 fn cache(keyspace: Keyspace, redis: &RedisHandle) -> TieredCache<AgeVerification> {
     TieredCache::builder(keyspace)
@@ -97,7 +85,7 @@ async fn after_a_silent_loss_an_erased_record_is_not_served_past_the_grace() {
     let redis = RedisHandle::connect_lazy(&proxy.config()).expect("settings");
     let ages = cache(AGE_VERIFICATION, &redis);
     let _listener = listening(&redis, options).await;
-    node_setex(&server, "age_verification:s1", &record("s1", "kept")).await;
+    node_setex(&server, "age_verification:s1", &age_record("s1", "kept")).await;
     // Let the push of this write land first, or it would end the first fill.
     eventually("the push of the write", || async {
         ages.stats().remote_invalidations == 1
@@ -156,11 +144,11 @@ async fn a_put_then_a_get_is_an_l1_hit() {
     let redis = RedisHandle::connect_lazy(&server.config()).expect("settings");
     let ages = cache(AGE_VERIFICATION, &redis);
     let _listener = listening(&redis, InvalidationOptions::default()).await;
-    ages.insert("w1", record("w1", "mine"))
+    ages.insert("w1", age_record("w1", "mine"))
         .await
         .expect("stored");
     // A foreign write after ours: its push comes after any push of ours.
-    node_setex(&server, "age_verification:other", &record("other", "x")).await;
+    node_setex(&server, "age_verification:other", &age_record("other", "x")).await;
     eventually("the foreign write's push", || async {
         ages.stats().remote_invalidations >= 1
     })
@@ -185,12 +173,12 @@ async fn a_cache_built_after_the_listener_started_is_coherent() {
     let _ages = cache(AGE_VERIFICATION, &redis);
     let _listener = listening(&redis, InvalidationOptions::default()).await;
     let profiles = cache(CUSTOMER_PROFILE, &redis);
-    node_setex(&server, "customer_profile:late", &record("late", "v1")).await;
+    node_setex(&server, "customer_profile:late", &age_record("late", "v1")).await;
     eventually("the late cache to be tracked and serve L1", || async {
         tier_of(&profiles, "late").await == Some(Tier::L1)
     })
     .await;
-    node_setex(&server, "customer_profile:late", &record("late", "v2")).await;
+    node_setex(&server, "customer_profile:late", &age_record("late", "v2")).await;
     eventually("the foreign change to reach the late cache", || async {
         method_of(&profiles, "late").await.as_deref() == Some("v2")
     })
@@ -203,8 +191,8 @@ async fn concurrent_inserts_leave_the_last_write_redis_applied() {
     let redis = RedisHandle::connect_lazy(&server.config()).expect("settings");
     let ages = cache(AGE_VERIFICATION, &redis);
     assert_eq!(method_of(&ages, "r1").await, None, "connected");
-    let mut first = Box::pin(ages.insert("r1", record("r1", "first")));
-    let mut second = Box::pin(ages.insert("r1", record("r1", "second")));
+    let mut first = Box::pin(ages.insert("r1", age_record("r1", "first")));
+    let mut second = Box::pin(ages.insert("r1", age_record("r1", "second")));
     let first_polled = poll_once(first.as_mut()).await;
     let second_polled = poll_once(second.as_mut()).await;
     // The replies are taken in the opposite order to the one Redis applied.
@@ -231,7 +219,7 @@ async fn dropped_invalidate_and_insert_futures_still_finish_their_work() {
     let server = RedisServer::start();
     let redis = RedisHandle::connect_lazy(&server.config()).expect("settings");
     let ages = cache(AGE_VERIFICATION, &redis);
-    ages.insert("d1", record("d1", "old"))
+    ages.insert("d1", age_record("d1", "old"))
         .await
         .expect("stored");
     let mut erase = Box::pin(ages.invalidate("d1"));
@@ -242,10 +230,10 @@ async fn dropped_invalidate_and_insert_futures_still_finish_their_work() {
     })
     .await;
 
-    ages.insert("d2", record("d2", "old"))
+    ages.insert("d2", age_record("d2", "old"))
         .await
         .expect("stored");
-    let mut put = Box::pin(ages.insert("d2", record("d2", "new")));
+    let mut put = Box::pin(ages.insert("d2", age_record("d2", "new")));
     let _ = poll_once(put.as_mut()).await;
     drop(put);
     eventually("the dropped insert to replace the L1 copy", || async {
@@ -281,7 +269,9 @@ async fn a_server_refusing_hello_3_gets_the_pub_sub_fallback() {
         })
         .await;
     }
-    a.insert("h1", record("h1", "v1")).await.expect("stored");
+    a.insert("h1", age_record("h1", "v1"))
+        .await
+        .expect("stored");
     assert_eq!(method_of(&b, "h1").await.as_deref(), Some("v1"));
     assert!(
         b.l1_time_to_live("h1")
@@ -289,7 +279,9 @@ async fn a_server_refusing_hello_3_gets_the_pub_sub_fallback() {
             .is_some_and(|life| life <= Duration::from_millis(800)),
         "the fallback bound applies"
     );
-    a.insert("h1", record("h1", "v2")).await.expect("stored");
+    a.insert("h1", age_record("h1", "v2"))
+        .await
+        .expect("stored");
     eventually("the published invalidation", || async {
         method_of(&b, "h1").await.as_deref() == Some("v2")
     })
@@ -301,26 +293,9 @@ async fn reads_stay_coalesced_while_l1_is_not_trusted() {
     let server = RedisServer::start();
     // A user who may neither track nor subscribe: the listener never
     // connects, so L1 is never trusted.
-    let () = redis::cmd("ACL")
-        .arg(
-            &[
-                "SETUSER",
-                "warm",
-                "on",
-                ">pw",
-                "~*",
-                "&*",
-                "+@all",
-                "-client|tracking",
-                "-subscribe",
-            ][..],
-        )
-        .query_async(&mut server.foreign().await)
-        .await
-        .expect("acl");
-    let mut config: RedisConfig = server.config();
-    config.username = Some("warm".to_owned());
-    config.password = Some(Secret::new("pw"));
+    let config = server
+        .config_denying(&["client|tracking", "subscribe"])
+        .await;
     let redis = RedisHandle::connect_lazy(&config).expect("settings");
     let ages = cache(AGE_VERIFICATION, &redis);
     let listener = redis.start_invalidation(InvalidationOptions::default());
@@ -341,7 +316,7 @@ async fn reads_stay_coalesced_while_l1_is_not_trusted() {
                     calls.fetch_add(1, Ordering::SeqCst);
                     started.notify_one();
                     let _ = gate.wait_for(|open| *open).await;
-                    Ok::<_, std::io::Error>(record("co", "loaded"))
+                    Ok::<_, std::io::Error>(age_record("co", "loaded"))
                 })
                 .await
             })

@@ -9,23 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use support::{RedisServer, eventually};
+use support::{RedisServer, age_record, eventually};
 use tokio::sync::Notify;
 use warmcache::records::{AGE_VERIFICATION, AgeVerification};
 use warmcache::{
     InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, TOMBSTONE_PREFIX, TieredCache,
 };
-
-fn record(customer: &str, method: &str) -> AgeVerification {
-    AgeVerification {
-        customer_id: customer.to_owned(),
-        verified: true,
-        method: method.to_owned(),
-        verified_at: 1_764_115_200_000,
-        date_of_birth: None,
-        age_over: Some(18),
-    }
-}
 
 fn ages(config: &RedisConfig) -> (RedisHandle, TieredCache<AgeVerification>) {
     let redis = RedisHandle::connect_lazy(config).expect("settings");
@@ -59,7 +48,7 @@ async fn an_erasure_racing_a_blocked_loader_on_another_instance_is_never_undone(
                 .get_or_load("e1", |_| async move {
                     started.notify_one();
                     gate.notified().await; // read the old value, not yet returned
-                    Ok::<_, std::io::Error>(record("e1", "old"))
+                    Ok::<_, std::io::Error>(age_record("e1", "old"))
                 })
                 .await
         }
@@ -127,7 +116,10 @@ async fn an_erasure_waits_for_a_replica_and_reports_when_none_confirms() {
     config.erasure_replicas = 1;
     config.erasure_wait = Duration::from_secs(2);
     let (_, cache) = ages(&config);
-    cache.insert("e2", record("e2", "v")).await.expect("stored");
+    cache
+        .insert("e2", age_record("e2", "v"))
+        .await
+        .expect("stored");
     let erasure = cache.erase("e2").await.expect("erased");
     assert!(erasure.is_replicated(), "{erasure:?}");
     assert_eq!(erasure.replicas_confirmed, 1);
@@ -139,7 +131,10 @@ async fn an_erasure_waits_for_a_replica_and_reports_when_none_confirms() {
     config.erasure_replicas = 1;
     config.erasure_wait = Duration::from_millis(100);
     let (_, cache) = ages(&config);
-    cache.insert("e3", record("e3", "v")).await.expect("stored");
+    cache
+        .insert("e3", age_record("e3", "v"))
+        .await
+        .expect("stored");
     let erasure = cache.erase("e3").await.expect("erased on the primary");
     assert_eq!(
         (erasure.replicas_wanted, erasure.replicas_confirmed),

@@ -11,20 +11,9 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use support::proxy::FaultProxy;
-use support::{RedisServer, eventually};
+use support::{RedisServer, age_record, eventually};
 use warmcache::records::{AGE_VERIFICATION, AgeVerification};
 use warmcache::{InvalidationMode, InvalidationOptions, RedisHandle, TieredCache};
-
-fn record(customer: &str, method: &str) -> AgeVerification {
-    AgeVerification {
-        customer_id: customer.to_owned(),
-        verified: true,
-        method: method.to_owned(),
-        verified_at: 1_764_115_200_000,
-        date_of_birth: None,
-        age_over: Some(18),
-    }
-}
 
 async fn replicaof(server: &RedisServer, primary: Option<u16>) {
     let mut cmd = redis::cmd("REPLICAOF");
@@ -55,7 +44,7 @@ async fn after_a_replica_is_promoted_writes_recover_by_themselves() {
     })
     .await;
     cache
-        .insert("f1", record("f1", "before"))
+        .insert("f1", age_record("f1", "before"))
         .await
         .expect("stored on A");
 
@@ -65,7 +54,7 @@ async fn after_a_replica_is_promoted_writes_recover_by_themselves() {
     proxy.set_upstream(b.port());
 
     eventually("a write to succeed again", || async {
-        cache.insert("f1", record("f1", "after")).await.is_ok()
+        cache.insert("f1", age_record("f1", "after")).await.is_ok()
     })
     .await;
     let on_b: String = b

@@ -156,7 +156,11 @@ impl RedisHandle {
 
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.op_timeout))
+            // An erasure's WAIT may take its own time on top; every call
+            // is bounded by our own timeout anyway.
+            .set_response_timeout(Some(
+                config.op_timeout + config.erasure_wait * u32::from(config.erasure_replicas > 0),
+            ))
             // Our breaker decides when to try again; the manager only retries once.
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(100));

@@ -19,7 +19,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use warmcache::RedisConfig;
+use warmcache::records::AgeVerification;
+use warmcache::{RedisConfig, Secret};
 
 /// A `redis-server` child process.
 pub struct RedisServer {
@@ -43,6 +44,27 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("gave up waiting for {what}");
+}
+
+/// An age-verification record whose `method` tells versions apart.
+pub fn age_record(customer: &str, method: &str) -> AgeVerification {
+    AgeVerification {
+        customer_id: customer.to_owned(),
+        verified: true,
+        method: method.to_owned(),
+        verified_at: 1_764_115_200_000,
+        date_of_birth: None,
+        age_over: Some(18),
+    }
+}
+
+/// Settings for warmcache to reach `127.0.0.1:port` (plain TCP, db 0,
+/// short timeouts).
+pub fn loopback_config(port: u16) -> RedisConfig {
+    let mut config = RedisConfig::local(port);
+    config.op_timeout = Duration::from_millis(200);
+    config.connect_timeout = Duration::from_millis(200);
+    config
 }
 
 /// A port nobody listens on right now.
@@ -172,9 +194,23 @@ impl RedisServer {
 
     /// Settings for warmcache to reach it (plain TCP, db 0, short timeouts).
     pub fn config(&self) -> RedisConfig {
-        let mut config = RedisConfig::local(self.port);
-        config.op_timeout = Duration::from_millis(200);
-        config.connect_timeout = Duration::from_millis(200);
+        loopback_config(self.port)
+    }
+
+    /// Settings of an ACL user `warm` who may do everything but the
+    /// `denied` commands (e.g. `client|tracking`).
+    pub async fn config_denying(&self, denied: &[&str]) -> RedisConfig {
+        let mut rules = vec!["SETUSER", "warm", "on", ">pw", "~*", "&*", "+@all"];
+        let denied: Vec<String> = denied.iter().map(|c| format!("-{c}")).collect();
+        rules.extend(denied.iter().map(String::as_str));
+        let () = redis::cmd("ACL")
+            .arg(&rules[..])
+            .query_async(&mut self.foreign().await)
+            .await
+            .expect("ACL SETUSER");
+        let mut config = self.config();
+        config.username = Some("warm".to_owned());
+        config.password = Some(Secret::new("pw"));
         config
     }
 

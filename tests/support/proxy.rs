@@ -86,10 +86,7 @@ impl FaultProxy {
 
     /// Settings for warmcache to reach Redis through the proxy.
     pub fn config(&self) -> RedisConfig {
-        let mut config = RedisConfig::local(self.port);
-        config.op_timeout = Duration::from_millis(200);
-        config.connect_timeout = Duration::from_millis(200);
-        config
+        super::loopback_config(self.port)
     }
 
     /// Switches how traffic is forwarded, on every connection at once.
