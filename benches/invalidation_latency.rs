@@ -8,6 +8,10 @@
 //! the `DEL` until the instance no longer serves its L1 copy. The raw Redis
 //! round trip (`PING` on the plain client) is measured in the same run.
 //! Prints p50, p99 and max of both.
+//!
+//! Then the cost of an erasure (`TieredCache::erase`: DEL and tombstone in
+//! one script) against a plain `DEL` on the same server, and, once a replica
+//! has joined, of an erasure that waits for it (`WAIT 1`).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -18,6 +22,8 @@ use warmcache::records::{AGE_VERIFICATION, AgeVerification};
 use warmcache::{InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, TieredCache};
 
 const CHANGES: usize = 10_000;
+/// Erasures timed per variant.
+const ERASURES: usize = 2_000;
 
 struct Server(Child);
 
@@ -28,7 +34,7 @@ impl Drop for Server {
     }
 }
 
-fn start_redis() -> (Server, u16) {
+fn start_redis(extra: &[&str]) -> (Server, u16) {
     let port = TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
@@ -44,7 +50,10 @@ fn start_redis() -> (Server, u16) {
             "",
             "--appendonly",
             "no",
+            "--repl-diskless-sync-delay",
+            "0",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -98,7 +107,7 @@ fn main() {
 }
 
 async fn measure() {
-    let (_server, port) = start_redis();
+    let (_server, port) = start_redis(&[]);
     let redis = RedisHandle::connect_lazy(&RedisConfig::local(port)).expect("settings");
     let ages: TieredCache<AgeVerification> = TieredCache::builder(AGE_VERIFICATION)
         .redis(redis.clone())
@@ -155,4 +164,89 @@ async fn measure() {
     report("redis round trip (PING)", round_trips);
     report("foreign DEL -> L1 gone", latencies);
     listener.shutdown().await;
+
+    println!("\ncost of an erasure ({ERASURES} each):");
+    report(
+        "plain DEL (bare client)",
+        time_erasures(
+            |key, _| {
+                let mut node = node.clone();
+                async move {
+                    let () = node.del(&key).await.expect("del");
+                }
+            },
+            &ages,
+        )
+        .await,
+    );
+    report(
+        "erase, no WAIT",
+        time_erasures(
+            |_, id| {
+                let ages = ages.clone();
+                async move {
+                    ages.erase(&id).await.expect("erased");
+                }
+            },
+            &ages,
+        )
+        .await,
+    );
+    let port_text = port.to_string();
+    let (_replica, _) = start_redis(&["--replicaof", "127.0.0.1", &port_text]);
+    let synced = Instant::now();
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut node)
+            .await
+            .expect("info");
+        if info.contains("connected_slaves:1") && info.contains("state=online") {
+            break;
+        }
+        assert!(
+            synced.elapsed() < Duration::from_secs(10),
+            "replica did not sync"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut config = RedisConfig::local(port);
+    config.erasure_replicas = 1;
+    config.erasure_wait = Duration::from_secs(1);
+    let waiting = RedisHandle::connect_lazy(&config).expect("settings");
+    let replicated: TieredCache<AgeVerification> = TieredCache::builder(AGE_VERIFICATION)
+        .redis(waiting)
+        .build()
+        .expect("cache");
+    report(
+        "erase, WAIT 1 replica",
+        time_erasures(
+            |_, id| {
+                let replicated = replicated.clone();
+                async move {
+                    let erasure = replicated.erase(&id).await.expect("erased");
+                    assert!(erasure.is_replicated(), "the replica confirmed");
+                }
+            },
+            &replicated,
+        )
+        .await,
+    );
+}
+
+/// Times `erase(key, id)` on records `insert`ed first (untimed).
+async fn time_erasures<F, Fut>(erase: F, ages: &TieredCache<AgeVerification>) -> Vec<Duration>
+where
+    F: Fn(String, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(ERASURES);
+    for i in 0..ERASURES {
+        let id = format!("e{}", i % 100);
+        ages.insert(&id, record(&id)).await.expect("stored");
+        let sent = Instant::now();
+        erase(format!("age_verification:{id}"), id).await;
+        samples.push(sent.elapsed());
+    }
+    samples
 }

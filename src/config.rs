@@ -225,7 +225,7 @@ pub const SETTINGS: &[Setting] = &[
         env: vars::L1_GRACE_MS,
         flag: Some("l1-grace-ms"),
         default: Some("1000"),
-        help: "How long L1 entries are still served after the invalidation connection is lost (0: not at all)",
+        help: "L1 lease: entries are served until the last answered PING's send time plus this (0: never while the listener runs)",
     },
     Setting {
         env: vars::FALLBACK_L1_TTL_MS,
@@ -304,6 +304,24 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("redis-connect-timeout-ms"),
         default: Some("1000"),
         help: "Time bound of one Redis connection attempt in milliseconds (10 to 60000)",
+    },
+    Setting {
+        env: "WARMCACHE_TOMBSTONE_TTL_MS",
+        flag: Some("tombstone-ttl-ms"),
+        default: Some("60000"),
+        help: "Life of an erasure's tombstone, which stops loaders on any instance from writing the erased value back (1000 to 86400000 ms)",
+    },
+    Setting {
+        env: "WARMCACHE_ERASURE_REPLICAS",
+        flag: Some("erasure-replicas"),
+        default: Some("0"),
+        help: "Replicas an erasure waits for (WAIT) so that a failover cannot undo it (0 to 64; 0: do not wait)",
+    },
+    Setting {
+        env: "WARMCACHE_ERASURE_WAIT_MS",
+        flag: Some("erasure-wait-ms"),
+        default: Some("100"),
+        help: "How long an erasure waits for those replicas before it reports a shortfall (1 to 60000 ms)",
     },
 ];
 

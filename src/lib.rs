@@ -50,8 +50,8 @@ mod tier;
 pub use config::{Config, ConfigError, LogFormat, RefreshConfig, SETTINGS, Setting, vars};
 pub use data::SnapshotData;
 pub use redis::{
-    INVALIDATION_CHANNEL, InvalidationListener, InvalidationMode, InvalidationOptions, L2Error,
-    RedisConfig, RedisHandle, RedisSetupError, Secret,
+    Erasure, INVALIDATION_CHANNEL, InvalidationListener, InvalidationMode, InvalidationOptions,
+    L2Error, PUSH_CAPACITY, RedisConfig, RedisHandle, RedisSetupError, Secret, TOMBSTONE_PREFIX,
 };
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
 pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};

@@ -26,6 +26,8 @@ pub const L2_DURATION_SECONDS: &str = "warmcache_l2_duration_seconds";
 pub const INVALIDATIONS_TOTAL: &str = "warmcache_invalidations_total";
 /// Invalidations (erasures) Redis did not confirm.
 pub const INVALIDATION_FAILURES_TOTAL: &str = "warmcache_invalidation_failures_total";
+/// Erasures that waited for replicas, by whether enough confirmed.
+pub const ERASURE_REPLICATION_TOTAL: &str = "warmcache_erasure_replication_total";
 /// Failed Redis operations, by operation.
 pub const L2_ERRORS_TOTAL: &str = "warmcache_l2_errors_total";
 /// Corrupt values found in Redis.
@@ -135,6 +137,10 @@ pub fn describe() {
     describe_counter!(
         INVALIDATION_FAILURES_TOTAL,
         "Invalidations (for age verification: GDPR erasures) that Redis did not confirm."
+    );
+    describe_counter!(
+        ERASURE_REPLICATION_TOTAL,
+        "Erasures that waited for replicas (WARMCACHE_ERASURE_REPLICAS): confirmed by enough of them in time, or not."
     );
     describe_counter!(
         L2_ERRORS_TOTAL,
@@ -276,6 +282,8 @@ pub(crate) struct CacheMetrics {
     pub(crate) invalidations_local: Counter,
     pub(crate) invalidations_remote: Counter,
     pub(crate) invalidation_failures: Counter,
+    pub(crate) erasures_confirmed: Counter,
+    pub(crate) erasures_unconfirmed: Counter,
     pub(crate) l2_errors_get: Counter,
     pub(crate) l2_errors_set: Counter,
     pub(crate) l2_errors_del: Counter,
@@ -311,6 +319,8 @@ impl CacheMetrics {
             invalidations_local: plain(INVALIDATIONS_TOTAL, "origin", "local"),
             invalidations_remote: plain(INVALIDATIONS_TOTAL, "origin", "remote"),
             invalidation_failures,
+            erasures_confirmed: plain(ERASURE_REPLICATION_TOTAL, "result", "confirmed"),
+            erasures_unconfirmed: plain(ERASURE_REPLICATION_TOTAL, "result", "unconfirmed"),
             l2_errors_get: plain(L2_ERRORS_TOTAL, "op", "get"),
             l2_errors_set: plain(L2_ERRORS_TOTAL, "op", "set"),
             l2_errors_del: plain(L2_ERRORS_TOTAL, "op", "del"),

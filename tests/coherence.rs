@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use support::RedisServer;
+use support::{RedisServer, age_record, eventually};
 use tokio::sync::Notify;
 use warmcache::records::{AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE};
 use warmcache::{
-    InvalidationListener, InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, Secret,
-    Tier, TieredCache,
+    InvalidationListener, InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, Tier,
+    TieredCache,
 };
 
 /// One warmcache instance: its own Redis handle, caches and listener.
@@ -62,32 +62,6 @@ fn options() -> InvalidationOptions {
     }
 }
 
-/// Polls `check` every 10 ms for up to 5 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting for {what}");
-}
-
-fn record(customer: &str, method: &str) -> AgeVerification {
-    AgeVerification {
-        customer_id: customer.to_owned(),
-        verified: true,
-        method: method.to_owned(),
-        verified_at: 1_764_115_200_000,
-        date_of_birth: None,
-        age_over: Some(18),
-    }
-}
-
 async fn node_setex(server: &RedisServer, key: &str, value: &AgeVerification, ttl: u64) {
     let json = serde_json::to_string(value).expect("json");
     let () = server
@@ -114,7 +88,7 @@ async fn every_instance_follows_foreign_del_setex_and_expire() {
         instances.push(Instance::start(&server.config(), options()).await);
     }
     let key = "age_verification:c1";
-    node_setex(&server, key, &record("c1", "v1"), 3600).await;
+    node_setex(&server, key, &age_record("c1", "v1"), 3600).await;
     // Let the push of this first write land, or it would end the first fill.
     for instance in &instances {
         eventually("the first push", || async {
@@ -144,11 +118,11 @@ async fn every_instance_follows_foreign_del_setex_and_expire() {
     }
 
     // SETEX of a new value: every L1 drops the old one, reads return the new.
-    node_setex(&server, key, &record("c1", "v2"), 3600).await;
+    node_setex(&server, key, &age_record("c1", "v2"), 3600).await;
     for instance in &instances {
         assert_eq!(method_of(&instance.ages, "c1").await.as_deref(), Some("v2"));
     }
-    node_setex(&server, key, &record("c1", "v3"), 3600).await;
+    node_setex(&server, key, &age_record("c1", "v3"), 3600).await;
     for instance in &instances {
         eventually("L1 to drop the replaced value", || async {
             instance.ages.l1_time_to_live("c1").await.is_none()
@@ -195,8 +169,14 @@ async fn flushdb_clears_every_l1() {
     let server = RedisServer::start();
     let a = Instance::start(&server.config(), options()).await;
     let b = Instance::start(&server.config(), options()).await;
-    node_setex(&server, "age_verification:c2", &record("c2", "v1"), 3600).await;
-    node_setex(&server, "customer_profile:c2", &record("c2", "p1"), 300).await;
+    node_setex(
+        &server,
+        "age_verification:c2",
+        &age_record("c2", "v1"),
+        3600,
+    )
+    .await;
+    node_setex(&server, "customer_profile:c2", &age_record("c2", "p1"), 300).await;
     for instance in [&a, &b] {
         assert!(instance.ages.get("c2").await.expect("reads").is_some());
         assert!(instance.profiles.get("c2").await.expect("reads").is_some());
@@ -241,7 +221,11 @@ async fn a_load_overtaken_by_an_erasure_puts_nothing_back() {
     let (gate, started) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let load = tokio::spawn({
         let ages = instance.ages.clone();
-        let loader = gated_loader(Arc::clone(&gate), Arc::clone(&started), record("c3", "old"));
+        let loader = gated_loader(
+            Arc::clone(&gate),
+            Arc::clone(&started),
+            age_record("c3", "old"),
+        );
         async move { ages.get_or_load("c3", loader).await }
     });
     started.notified().await; // the loader is running, its value not yet returned
@@ -278,14 +262,20 @@ async fn a_load_overtaken_by_a_foreign_write_is_not_installed() {
         let loader = gated_loader(
             Arc::clone(&gate),
             Arc::clone(&started),
-            record("c4", "stale"),
+            age_record("c4", "stale"),
         );
         async move { ages.get_or_load("c4", loader).await }
     });
     started.notified().await;
     // Another writer stores a newer value while the load runs; its
     // invalidation push reaches the instance before the load returns.
-    node_setex(&server, "age_verification:c4", &record("c4", "fresh"), 3600).await;
+    node_setex(
+        &server,
+        "age_verification:c4",
+        &age_record("c4", "fresh"),
+        3600,
+    )
+    .await;
     eventually("the push to arrive", || async {
         instance.ages.stats().remote_invalidations > 0
     })
@@ -317,7 +307,7 @@ async fn killing_the_tracking_connection_withdraws_trust_until_tracking_is_back(
     node_setex(
         &server,
         "age_verification:c5",
-        &record("c5", "before"),
+        &age_record("c5", "before"),
         3600,
     )
     .await;
@@ -353,7 +343,7 @@ async fn killing_the_tracking_connection_withdraws_trust_until_tracking_is_back(
     node_setex(
         &server,
         "age_verification:c5",
-        &record("c5", "during"),
+        &age_record("c5", "during"),
         3600,
     )
     .await;
@@ -382,7 +372,7 @@ async fn after_a_server_restart_nothing_from_before_is_served() {
     node_setex(
         &server,
         "age_verification:c6",
-        &record("c6", "before"),
+        &age_record("c6", "before"),
         3600,
     )
     .await;
@@ -415,7 +405,13 @@ async fn after_a_server_restart_nothing_from_before_is_served() {
     );
 
     server.restart();
-    node_setex(&server, "age_verification:c6", &record("c6", "after"), 3600).await;
+    node_setex(
+        &server,
+        "age_verification:c6",
+        &age_record("c6", "after"),
+        3600,
+    )
+    .await;
     instance.wait_mode(InvalidationMode::Tracking).await;
     eventually("the cache to read the new value", || async {
         matches!(instance.ages.get("c6").await, Ok(Some(c)) if c.value.method == "after")
@@ -426,26 +422,7 @@ async fn after_a_server_restart_nothing_from_before_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_client_tracking_instances_fall_back_to_pub_sub() {
     let server = RedisServer::start();
-    let mut admin = server.foreign().await;
-    let () = redis::cmd("ACL")
-        .arg(
-            &[
-                "SETUSER",
-                "warm",
-                "on",
-                ">pw",
-                "~*",
-                "&*",
-                "+@all",
-                "-client|tracking",
-            ][..],
-        )
-        .query_async(&mut admin)
-        .await
-        .expect("acl");
-    let mut config = server.config();
-    config.username = Some("warm".to_owned());
-    config.password = Some(Secret::new("pw"));
+    let config = server.config_denying(&["client|tracking"]).await;
     let fallback = InvalidationOptions {
         fallback_l1_ttl: Duration::from_millis(800),
         ..options()
@@ -469,7 +446,9 @@ async fn without_client_tracking_instances_fall_back_to_pub_sub() {
         .await;
     }
 
-    a.insert("c7", record("c7", "v1")).await.expect("stored");
+    a.insert("c7", age_record("c7", "v1"))
+        .await
+        .expect("stored");
     eventually("the published write", || async {
         b.stats().remote_invalidations == 1
     })
@@ -483,7 +462,9 @@ async fn without_client_tracking_instances_fall_back_to_pub_sub() {
     );
 
     // A warmcache writer publishes: the other instance drops its copy.
-    a.insert("c7", record("c7", "v2")).await.expect("stored");
+    a.insert("c7", age_record("c7", "v2"))
+        .await
+        .expect("stored");
     eventually("the published invalidation", || async {
         b.l1_time_to_live("c7").await.is_none()
     })
@@ -491,7 +472,13 @@ async fn without_client_tracking_instances_fall_back_to_pub_sub() {
     assert_eq!(method_of(&b, "c7").await.as_deref(), Some("v2"));
 
     // A Node writer does not publish: seen once the short bound expires.
-    node_setex(&server, "age_verification:c7", &record("c7", "node"), 3600).await;
+    node_setex(
+        &server,
+        "age_verification:c7",
+        &age_record("c7", "node"),
+        3600,
+    )
+    .await;
     eventually("the fallback bound to expire the copy", || async {
         method_of(&b, "c7").await.as_deref() == Some("node")
     })

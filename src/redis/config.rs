@@ -56,6 +56,13 @@ pub struct RedisConfig {
     pub op_timeout: Duration,
     /// Time bound of one connection attempt (`REDIS_CONNECT_TIMEOUT_MS`, default 1000 ms).
     pub connect_timeout: Duration,
+    /// Life of an erasure's tombstone, which keeps loaders from writing the
+    /// erased value back (`WARMCACHE_TOMBSTONE_TTL_MS`, default 60 s).
+    pub tombstone_ttl: Duration,
+    /// Replicas an erasure waits for (`WARMCACHE_ERASURE_REPLICAS`, default 0).
+    pub erasure_replicas: u32,
+    /// How long an erasure waits for them (`WARMCACHE_ERASURE_WAIT_MS`, default 100 ms).
+    pub erasure_wait: Duration,
 }
 
 impl RedisConfig {
@@ -71,6 +78,9 @@ impl RedisConfig {
             db: 0,
             op_timeout: Duration::from_millis(250),
             connect_timeout: Duration::from_millis(1000),
+            tombstone_ttl: Duration::from_secs(60),
+            erasure_replicas: 0,
+            erasure_wait: Duration::from_millis(100),
         }
     }
 
@@ -145,6 +155,32 @@ impl RedisConfig {
             "REDIS_CONNECT_TIMEOUT_MS",
             1_000,
             10,
+            60_000,
+        )?);
+        config.tombstone_ttl = Duration::from_millis(parse_ms(
+            get("WARMCACHE_TOMBSTONE_TTL_MS"),
+            "WARMCACHE_TOMBSTONE_TTL_MS",
+            60_000,
+            1_000,
+            86_400_000,
+        )?);
+        if let Some(replicas) = get("WARMCACHE_ERASURE_REPLICAS") {
+            config.erasure_replicas = match replicas.trim().parse::<u32>() {
+                Ok(n) if n <= 64 => n,
+                _ => {
+                    return Err(ConfigError::new(
+                        "WARMCACHE_ERASURE_REPLICAS",
+                        replicas,
+                        "a number of replicas from 0 to 64",
+                    ));
+                }
+            };
+        }
+        config.erasure_wait = Duration::from_millis(parse_ms(
+            get("WARMCACHE_ERASURE_WAIT_MS"),
+            "WARMCACHE_ERASURE_WAIT_MS",
+            100,
+            1,
             60_000,
         )?);
         Ok(config)

@@ -2,14 +2,26 @@
 //!
 //! Every [`crate::TieredCache`] built on a [`super::RedisHandle`] registers
 //! here. The invalidation listener ([`super::tracking`]) routes each pushed
-//! key to the cache whose prefix it carries, and tells the hub whether its
-//! connection is up: while it is down, invalidations may be missed, so L1
-//! entries are served only for a short grace period after the loss.
+//! key to the cache whose prefix it carries and renews the hub's **lease**.
+//!
+//! Trust in L1 is a lease, not a flag: it runs until the send time of the
+//! last PING whose PONG was read (in order, after every push Redis sent
+//! before it) plus the grace. A connection that dies in any way, silently
+//! included, stops the renewals, so L1 stops being trusted at most `grace`
+//! after the last moment Redis was known to have delivered everything. The
+//! hit path reads the lease with one atomic load.
+//!
+//! A cache registered after the listener started withdraws the lease and
+//! wakes the listener, which tracks again with the new prefix set before it
+//! trusts anything; a server found demoted (READONLY) also wakes it.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use ::redis::aio::MultiplexedConnection;
+use arc_swap::ArcSwapOption;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// What a cache offers the listener.
@@ -37,16 +49,24 @@ pub enum InvalidationMode {
 /// Shared by the handle, its caches and the listener.
 pub(crate) struct Hub {
     targets: Mutex<Vec<Weak<dyn InvalidationTarget>>>,
-    /// L1 entries may be served while tokio's clock, in ms since `origin`,
-    /// is below this. `u64::MAX`: the listener is connected (or off).
-    trusted_until_ms: AtomicU64,
+    /// L1 entries may be served while tokio's clock, in ns since `origin`,
+    /// is below this. `u64::MAX`: no listener runs.
+    lease_until_ns: AtomicU64,
     mode: AtomicU8,
-    /// Set once the listener runs: caches registered later are not tracked.
+    /// Set once the listener runs.
     listening: AtomicBool,
     /// The listener is connected and invalidations arrive.
     connected: AtomicBool,
     /// Longest L1 life in the pub/sub fallback, in ms.
     fallback_l1_ttl_ms: AtomicU64,
+    /// Bumped by every registration: the listener's prefix set is stale.
+    registrations: AtomicU64,
+    /// Asks the listener to reconnect (the server was found demoted).
+    reconnect: AtomicBool,
+    /// Wakes the listener after a registration or a reconnect request.
+    wake: Notify,
+    /// The tracking connection (`NOLOOP`), for this instance's writes.
+    write_connection: ArcSwapOption<MultiplexedConnection>,
     origin: Instant,
     remote_invalidations: AtomicU64,
     /// `warmcache_invalidation_connected`.
@@ -67,31 +87,38 @@ impl Hub {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             targets: Mutex::new(Vec::new()),
-            trusted_until_ms: AtomicU64::new(u64::MAX),
+            lease_until_ns: AtomicU64::new(u64::MAX),
             mode: AtomicU8::new(InvalidationMode::Off as u8),
             listening: AtomicBool::new(false),
             connected: AtomicBool::new(false),
             fallback_l1_ttl_ms: AtomicU64::new(u64::MAX),
+            registrations: AtomicU64::new(0),
+            reconnect: AtomicBool::new(false),
+            wake: Notify::new(),
+            write_connection: ArcSwapOption::empty(),
             origin: Instant::now(),
             remote_invalidations: AtomicU64::new(0),
             connected_gauge: crate::metrics::invalidation_connected(),
         })
     }
 
+    /// Adds a cache. After the listener started, this withdraws the lease
+    /// until the listener tracks the new prefix too.
     pub(crate) fn register(&self, target: Weak<dyn InvalidationTarget>) {
-        if self.listening.load(Ordering::Acquire) {
-            tracing::warn!(
-                "a keyed cache was built after the invalidation listener started; its keyspace is not tracked"
-            );
-        }
         self.targets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(target);
+        self.registrations.fetch_add(1, Ordering::AcqRel);
+        if self.listening.load(Ordering::Acquire) {
+            self.lease_until_ns.store(0, Ordering::Release);
+            self.wake.notify_one();
+        }
     }
 
-    /// Prefixes of the live caches.
-    pub(crate) fn prefixes(&self) -> Vec<String> {
+    /// The registration count and the prefixes of the live caches then.
+    pub(crate) fn prefixes(&self) -> (u64, Vec<String>) {
+        let epoch = self.registrations.load(Ordering::Acquire);
         let mut prefixes: Vec<String> = self
             .live_targets()
             .iter()
@@ -99,7 +126,12 @@ impl Hub {
             .collect();
         prefixes.sort();
         prefixes.dedup();
-        prefixes
+        (epoch, prefixes)
+    }
+
+    /// Whether a cache registered since `epoch` (from [`Hub::prefixes`]).
+    pub(crate) fn registered_since(&self, epoch: u64) -> bool {
+        self.registrations.load(Ordering::Acquire) != epoch
     }
 
     fn live_targets(&self) -> Vec<Arc<dyn InvalidationTarget>> {
@@ -124,12 +156,12 @@ impl Hub {
         }
     }
 
-    /// The listener starts: until it connects, nothing new is trusted.
+    /// The listener starts: until it connects, nothing is trusted.
     pub(crate) fn set_listening(&self, fallback_l1_ttl: Duration) {
         self.listening.store(true, Ordering::Release);
         self.fallback_l1_ttl_ms
             .store(fallback_l1_ttl.as_millis() as u64, Ordering::Release);
-        self.distrust_after(Duration::ZERO);
+        self.lease_until_ns.store(0, Ordering::Release);
     }
 
     /// Whether the listener is connected.
@@ -143,31 +175,72 @@ impl Hub {
             .then(|| Duration::from_millis(self.fallback_l1_ttl_ms.load(Ordering::Acquire)))
     }
 
-    /// The listener lost its connection: trust L1 for `grace` more.
-    pub(crate) fn distrust_after(&self, grace: Duration) {
-        self.connected.store(false, Ordering::Release);
-        self.connected_gauge.set(0.0);
-        let until = self.now_ms().saturating_add(grace.as_millis() as u64);
-        // Keep an earlier deadline if trust was already being withdrawn.
-        let _ =
-            self.trusted_until_ms
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
-                    (current == u64::MAX || until < current).then_some(until)
-                });
-    }
-
-    /// The listener is connected and receiving again.
-    pub(crate) fn trust(&self, mode: InvalidationMode) {
+    /// The listener is connected in `mode`; `connection` takes this
+    /// instance's writes (tracking with `NOLOOP`), if any.
+    pub(crate) fn connected(
+        &self,
+        mode: InvalidationMode,
+        connection: Option<MultiplexedConnection>,
+    ) {
         self.mode.store(mode as u8, Ordering::Release);
-        self.trusted_until_ms.store(u64::MAX, Ordering::Release);
+        self.write_connection.store(connection.map(Arc::new));
         self.connected.store(true, Ordering::Release);
         self.connected_gauge.set(1.0);
     }
 
-    /// Whether L1 entries may be served now (`now` on tokio's clock).
+    /// The listener lost its connection. The lease is left to lapse by
+    /// itself: it already ends at most `grace` after the last answered PING.
+    pub(crate) fn disconnected(&self) {
+        self.write_connection.store(None);
+        self.connected.store(false, Ordering::Release);
+        self.connected_gauge.set(0.0);
+    }
+
+    /// Everything Redis sent before a PING sent at `sent_at` has been
+    /// applied: trust L1 until `sent_at + grace`, unless a cache registered
+    /// since `epoch` (then the lease is withdrawn and `false` returned).
+    pub(crate) fn renew(&self, sent_at: Instant, grace: Duration, epoch: u64) -> bool {
+        let until = self
+            .ns_since_origin(sent_at)
+            .saturating_add(u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX))
+            .min(u64::MAX - 1);
+        self.lease_until_ns.store(until, Ordering::Release);
+        // Checked after the store: a registration racing this renewal
+        // either sees the new lease (and withdraws it) or is seen here.
+        if self.registered_since(epoch) {
+            self.lease_until_ns.store(0, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    /// Whether L1 entries may be served now (`now` on tokio's clock): one
+    /// atomic load.
     pub(crate) fn l1_trusted(&self, now: Instant) -> bool {
-        let until = self.trusted_until_ms.load(Ordering::Acquire);
-        until == u64::MAX || (now.saturating_duration_since(self.origin).as_millis() as u64) < until
+        self.ns_since_origin(now) < self.lease_until_ns.load(Ordering::Acquire)
+    }
+
+    /// The connection this instance's writes should use, if the listener
+    /// tracks with `NOLOOP` right now.
+    pub(crate) fn write_connection(&self) -> Option<MultiplexedConnection> {
+        self.write_connection.load().as_deref().cloned()
+    }
+
+    /// The server answered as a replica: the listener must reconnect.
+    pub(crate) fn request_reconnect(&self) {
+        self.write_connection.store(None);
+        self.reconnect.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Takes a pending reconnect request.
+    pub(crate) fn take_reconnect_request(&self) -> bool {
+        self.reconnect.swap(false, Ordering::AcqRel)
+    }
+
+    /// Resolves when a cache registers or a reconnect is requested.
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
     }
 
     pub(crate) fn mode(&self) -> InvalidationMode {
@@ -182,10 +255,8 @@ impl Hub {
         self.remote_invalidations.load(Ordering::Relaxed)
     }
 
-    fn now_ms(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.origin)
-            .as_millis() as u64
+    fn ns_since_origin(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -194,27 +265,66 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn trust_is_withdrawn_after_the_grace_period_and_restored() {
+    async fn the_lease_ends_grace_after_the_last_answered_ping_was_sent() {
         let hub = Hub::new();
         assert!(hub.l1_trusted(Instant::now()), "no listener: trusted");
-        hub.distrust_after(Duration::from_millis(500));
-        assert!(hub.l1_trusted(Instant::now()));
-        tokio::time::advance(Duration::from_millis(499)).await;
+        hub.set_listening(Duration::from_secs(5));
+        assert!(
+            !hub.l1_trusted(Instant::now()),
+            "nothing trusted before the first PONG"
+        );
+        let (epoch, _) = hub.prefixes();
+        let grace = Duration::from_millis(300);
+        // A PING sent now, answered 40 ms later.
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(40)).await;
+        assert!(hub.renew(sent, grace, epoch));
+        // The connection dies silently right after: no more renewals. Trust
+        // ends `grace` after the send time, whatever happens meanwhile.
+        tokio::time::advance(Duration::from_millis(259)).await;
         assert!(hub.l1_trusted(Instant::now()));
         tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(!hub.l1_trusted(Instant::now()));
-        // A second loss does not push the deadline out.
-        hub.distrust_after(Duration::from_secs(10));
-        assert!(!hub.l1_trusted(Instant::now()));
-        hub.trust(InvalidationMode::Tracking);
+        assert!(!hub.l1_trusted(Instant::now()), "lapsed at sent + grace");
+        // A later PONG renews it again.
+        let sent = Instant::now();
+        assert!(hub.renew(sent, grace, epoch));
         assert!(hub.l1_trusted(Instant::now()));
-        assert_eq!(hub.mode(), InvalidationMode::Tracking);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_zero_grace_distrusts_at_once() {
+    async fn a_late_registration_withdraws_the_lease_until_the_listener_retracks() {
         let hub = Hub::new();
-        hub.distrust_after(Duration::ZERO);
+        hub.set_listening(Duration::from_secs(5));
+        let (epoch, _) = hub.prefixes();
+        assert!(hub.renew(Instant::now(), Duration::from_secs(1), epoch));
+        struct Dummy;
+        impl InvalidationTarget for Dummy {
+            fn prefix(&self) -> &str {
+                "late:"
+            }
+            fn invalidate_remote(&self, _: &str) {}
+            fn invalidate_all(&self) {}
+        }
+        let late: Arc<dyn InvalidationTarget> = Arc::new(Dummy);
+        hub.register(Arc::downgrade(&late));
+        assert!(!hub.l1_trusted(Instant::now()), "withdrawn at once");
+        assert!(
+            !hub.renew(Instant::now(), Duration::from_secs(1), epoch),
+            "a renewal for the old prefix set is refused"
+        );
+        assert!(!hub.l1_trusted(Instant::now()));
+        let (epoch, prefixes) = hub.prefixes();
+        assert_eq!(prefixes, vec!["late:".to_owned()]);
+        assert!(hub.renew(Instant::now(), Duration::from_secs(1), epoch));
+        assert!(hub.l1_trusted(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_grace_never_trusts_while_listening() {
+        let hub = Hub::new();
+        hub.set_listening(Duration::from_secs(5));
+        let (epoch, _) = hub.prefixes();
+        assert!(hub.renew(Instant::now(), Duration::ZERO, epoch));
         assert!(!hub.l1_trusted(Instant::now()));
     }
 }

@@ -5,9 +5,18 @@
 //! through a [`breaker::Breaker`], so an outage costs callers one timeout,
 //! not one per request, and the handle recovers by itself when Redis returns.
 //! The connection is lazy: a service starts even when Redis is down.
+//!
+//! Reads use the main connection; writes use the invalidation listener's
+//! tracking connection while it runs (`NOLOOP`, see [`tracking`]), else the
+//! main one. A server that answers as a replica (`READONLY`, after a
+//! failover) or redirects (`MOVED`) makes the handle replace its main
+//! connection and the listener reconnect, so no connection stays on a
+//! demoted primary; `LOADING` is retried a bounded number of times.
 
 mod breaker;
 mod config;
+mod erasure;
+mod error;
 pub(crate) mod hub;
 mod tracking;
 
@@ -15,52 +24,38 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{
-    Client, ConnectionInfo, ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo,
-    RedisError, TlsCertificates, Value,
+use ::redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
+use ::redis::{
+    Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, ProtocolVersion,
+    RedisConnectionInfo, RedisError, RedisFuture, TlsCertificates, Value,
+};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 pub use config::{RedisConfig, Secret};
+pub(crate) use erasure::WriteBack;
+pub use erasure::{Erasure, TOMBSTONE_PREFIX};
+pub use error::L2Error;
 pub use hub::InvalidationMode;
-pub use tracking::{INVALIDATION_CHANNEL, InvalidationListener, InvalidationOptions};
+pub use tracking::{
+    INVALIDATION_CHANNEL, InvalidationListener, InvalidationOptions, PUSH_CAPACITY,
+};
 
 use breaker::Breaker;
+use error::classify;
 use hub::Hub;
+use tracking::ListenerClients;
 
 /// Failures in a row that open the breaker.
 const BREAKER_THRESHOLD: u32 = 3;
 /// How long an open breaker fails calls before it lets a probe through.
 const BREAKER_COOLDOWN: Duration = Duration::from_secs(1);
-
-/// Why a Redis operation did not succeed. Messages never contain the password.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum L2Error {
-    /// Redis is known to be down: the breaker is open, nothing was sent.
-    #[error("redis is unavailable (recent operations failed; retrying shortly)")]
-    Unavailable,
-    /// No answer within the operation timeout.
-    #[error("redis did not answer within {} ms", .0.as_millis())]
-    Timeout(Duration),
-    /// The connection could not be made or was lost.
-    #[error("redis connection failed: {0}")]
-    Connection(String),
-    /// The server refused the credentials.
-    #[error("redis refused the credentials: {0}")]
-    Auth(String),
-    /// The server answered with an error (e.g. no permission for the key).
-    #[error("redis refused the command: {0}")]
-    Refused(String),
-}
-
-impl L2Error {
-    /// Whether the operation may have been applied although it failed
-    /// (the answer was lost), so cached copies can no longer be trusted.
-    pub fn is_ambiguous(&self) -> bool {
-        matches!(self, Self::Timeout(_) | Self::Connection(_))
-    }
-}
+/// Tries of an operation the server answers with `LOADING`.
+const LOADING_TRIES: u32 = 3;
+/// Pause between two of them.
+const LOADING_PAUSE: Duration = Duration::from_millis(100);
 
 /// Why a [`RedisHandle`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -86,12 +81,17 @@ pub struct RedisHandle {
 
 struct Inner {
     /// Reconnects by itself after a lost connection; cloning shares the
-    /// multiplexed connection.
-    manager: ConnectionManager,
+    /// multiplexed connection. Replaced when the server turns out demoted.
+    manager: ArcSwap<MainConnection>,
+    /// To build a fresh manager.
+    client: Client,
+    manager_config: ConnectionManagerConfig,
     /// Shared by every clone, so all callers learn of an outage together.
     breaker: Breaker,
-    /// A RESP3 client for the invalidation listener's own connection.
-    tracking_client: Client,
+    /// The clients of the invalidation listener's own connection.
+    listener_clients: ListenerClients,
+    /// Erasure settings (tombstone life, replicas to wait for).
+    erasure: erasure::ErasureSettings,
     /// The caches built on this handle, and whether their L1 is trusted.
     hub: Arc<Hub>,
     op_timeout: Duration,
@@ -146,6 +146,7 @@ impl RedisHandle {
             _ => None,
         };
         let client = make_client(info.clone(), root_cert.clone()).map_err(client_error)?;
+        let resp2_client = client.clone();
         let resp3 = info
             .redis_settings()
             .clone()
@@ -155,17 +156,28 @@ impl RedisHandle {
 
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.op_timeout))
+            // An erasure's WAIT may take its own time on top; every call
+            // is bounded by our own timeout anyway.
+            .set_response_timeout(Some(
+                config.op_timeout + config.erasure_wait * u32::from(config.erasure_replicas > 0),
+            ))
             // Our breaker decides when to try again; the manager only retries once.
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(100));
-        let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(client_error)?;
+        let manager =
+            ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
+                .map_err(client_error)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                manager,
+                manager: ArcSwap::from_pointee(MainConnection { epoch: 0, manager }),
+                client,
+                manager_config,
                 breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN),
-                tracking_client,
+                listener_clients: ListenerClients {
+                    resp3: tracking_client,
+                    resp2: resp2_client,
+                },
+                erasure: erasure::ErasureSettings::from_config(config),
                 hub: Hub::new(),
                 op_timeout: config.op_timeout,
                 endpoint: config.endpoint(),
@@ -173,11 +185,12 @@ impl RedisHandle {
         })
     }
 
-    /// Starts the invalidation listener for the caches built on this handle
-    /// so far (build the caches first). Needs a tokio runtime.
+    /// Starts the invalidation listener for the caches built on this handle,
+    /// now and later (a cache built later is tracked too; until it is, no L1
+    /// entry is trusted). Needs a tokio runtime.
     pub fn start_invalidation(&self, options: InvalidationOptions) -> InvalidationListener {
         InvalidationListener::spawn(
-            self.inner.tracking_client.clone(),
+            self.inner.listener_clients.clone(),
             Arc::clone(&self.inner.hub),
             options,
         )
@@ -219,7 +232,7 @@ impl RedisHandle {
 
     /// The underlying connection (shared), for commands this handle does not wrap.
     pub fn connection(&self) -> ConnectionManager {
-        self.inner.manager.clone()
+        self.inner.manager.load().manager.clone()
     }
 
     /// Sends `PING` (connecting first if needed).
@@ -264,7 +277,7 @@ impl RedisHandle {
         ttl: Duration,
     ) -> Result<(), L2Error> {
         let seconds = ttl.as_secs().max(1);
-        self.run(|mut c| async move {
+        self.write(|mut c| async move {
             ::redis::cmd("SETEX")
                 .arg(key)
                 .arg(seconds)
@@ -273,30 +286,6 @@ impl RedisHandle {
                 .await
         })
         .await
-    }
-
-    /// `SET key value EX ttl NX`: fills the key only if nobody wrote it
-    /// meanwhile. Returns whether it was written.
-    pub(crate) async fn set_ex_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, L2Error> {
-        let seconds = ttl.as_secs().max(1);
-        let reply: Value = self
-            .run(|mut c| async move {
-                ::redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("EX")
-                    .arg(seconds)
-                    .arg("NX")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(matches!(reply, Value::Okay | Value::SimpleString(_)))
     }
 
     /// `EVAL script` with `keys` and `args`, through the breaker and under
@@ -331,49 +320,150 @@ impl RedisHandle {
             .set_connection_timeout(Some(self.inner.op_timeout.max(Duration::from_secs(1))))
             .set_response_timeout(Some(response_timeout));
         self.inner
-            .tracking_client
+            .listener_clients
+            .resp3
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| classify(&e))
     }
 
-    /// `DEL key`.
-    pub(crate) async fn del(&self, key: &str) -> Result<(), L2Error> {
-        self.run(
-            |mut c| async move { ::redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await },
-        )
-        .await
-    }
-
-    /// Runs one operation through the breaker and under the timeout.
+    /// Runs one read through the breaker and under the timeout, on the
+    /// main connection.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, L2Error>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let Some(permit) = self.inner.breaker.try_acquire() else {
-            return Err(L2Error::Unavailable);
-        };
-        let outcome =
-            tokio::time::timeout(self.inner.op_timeout, op(self.inner.manager.clone())).await;
-        let error = match outcome {
-            Ok(Ok(value)) => {
+        self.run_on(false, self.inner.op_timeout, op).await
+    }
+
+    /// Runs one write, on the tracking connection (`NOLOOP`) when the
+    /// listener has one, else on the main connection.
+    async fn write<T, F, Fut>(&self, op: F) -> Result<T, L2Error>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        self.run_on(true, self.inner.op_timeout, op).await
+    }
+
+    /// Runs one operation through the breaker and under `timeout`; retries
+    /// `LOADING` a bounded number of times; a `READONLY` or `MOVED` answer
+    /// replaces the connections.
+    async fn run_on<T, F, Fut>(&self, write: bool, timeout: Duration, op: F) -> Result<T, L2Error>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Some(permit) = self.inner.breaker.try_acquire() else {
+                return Err(L2Error::Unavailable);
+            };
+            let main = self.inner.manager.load_full();
+            let conn = match write.then(|| self.inner.hub.write_connection()).flatten() {
+                Some(tracking) => Conn::Tracking(tracking),
+                None => Conn::Main(main.manager.clone()),
+            };
+            let outcome = tokio::time::timeout(timeout, op(conn)).await;
+            let error = match outcome {
+                Ok(Ok(value)) => {
+                    permit.success();
+                    return Ok(value);
+                }
+                // The manager's response timeout is also `op_timeout` and usually
+                // fires first, as an I/O "timed out" error: the same event as ours.
+                Ok(Err(e)) if e.is_timeout() => L2Error::Timeout(timeout),
+                Ok(Err(e)) => classify(&e),
+                Err(_) => L2Error::Timeout(timeout),
+            };
+            if error.server_is_up() {
+                // The server answered: it is up.
                 permit.success();
-                return Ok(value);
+                return Err(error);
             }
-            // The manager's response timeout is also `op_timeout` and usually
-            // fires first, as an I/O "timed out" error: the same event as ours.
-            Ok(Err(e)) if e.is_timeout() => L2Error::Timeout(self.inner.op_timeout),
-            Ok(Err(e)) => classify(&e),
-            Err(_) => L2Error::Timeout(self.inner.op_timeout),
-        };
-        if matches!(error, L2Error::Refused(_)) {
-            // The server answered: it is up.
-            permit.success();
-        } else if permit.failure() {
-            tracing::warn!(endpoint = %self.inner.endpoint, error = %error, "redis marked unavailable; failing fast for {} ms", BREAKER_COOLDOWN.as_millis());
+            let opened = permit.failure();
+            match &error {
+                L2Error::NotPrimary(_) => self.replace_connections(&main),
+                L2Error::Loading(_) if tries < LOADING_TRIES && !opened => {
+                    tokio::time::sleep(LOADING_PAUSE).await;
+                    continue;
+                }
+                _ => {}
+            }
+            if opened {
+                tracing::warn!(endpoint = %self.inner.endpoint, error = %error, "redis marked unavailable; failing fast for {} ms", BREAKER_COOLDOWN.as_millis());
+            }
+            return Err(error);
         }
-        Err(error)
+    }
+
+    /// The server answered as a replica: drop the main connection `seen`
+    /// (once, however many callers saw it) and have the listener reconnect.
+    fn replace_connections(&self, seen: &Arc<MainConnection>) {
+        self.inner.hub.request_reconnect();
+        let fresh = match ConnectionManager::new_lazy_with_config(
+            self.inner.client.clone(),
+            self.inner.manager_config.clone(),
+        ) {
+            Ok(manager) => manager,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build a new redis connection");
+                return;
+            }
+        };
+        let next = Arc::new(MainConnection {
+            epoch: seen.epoch + 1,
+            manager: fresh,
+        });
+        let previous = self.inner.manager.compare_and_swap(seen, next);
+        if Arc::ptr_eq(&*previous, seen) {
+            tracing::warn!(endpoint = %self.inner.endpoint, "redis answered as a replica (failover?); reconnecting");
+        }
+    }
+}
+
+/// The main connection and how many times it was replaced.
+struct MainConnection {
+    epoch: u64,
+    manager: ConnectionManager,
+}
+
+/// The connection one operation runs on.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    /// The main, reconnecting connection.
+    Main(ConnectionManager),
+    /// The listener's tracking connection (`NOLOOP`).
+    Tracking(MultiplexedConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Main(c) => c.req_packed_command(cmd),
+            Self::Tracking(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Main(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Tracking(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Main(c) => c.get_db(),
+            Self::Tracking(c) => c.get_db(),
+        }
     }
 }
 
@@ -387,24 +477,5 @@ fn make_client(info: ConnectionInfo, root_cert: Option<Vec<u8>>) -> Result<Clien
             },
         ),
         None => Client::open(info),
-    }
-}
-
-fn classify(e: &RedisError) -> L2Error {
-    let text = e.to_string();
-    if e.kind() == ErrorKind::AuthenticationFailed
-        || text.contains("WRONGPASS")
-        || text.contains("NOAUTH")
-    {
-        L2Error::Auth(text)
-    } else if e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_unrecoverable_error()
-        || e.is_timeout()
-    {
-        L2Error::Connection(text)
-    } else {
-        L2Error::Refused(text)
     }
 }

@@ -1,29 +1,54 @@
 //! The invalidation listener: keeps every instance's L1 coherent with Redis.
 //!
 //! One dedicated RESP3 connection per process runs `CLIENT TRACKING ON BCAST
-//! PREFIX ...` for the registered keyspaces, so Redis pushes the name of every
-//! key any client changes (SET, SETEX, DEL, EXPIRE, expiry, eviction) and
-//! a key-less push on FLUSHDB/FLUSHALL. Each push ends the L1 entry (and any
-//! fill in flight) of that key in this process.
+//! PREFIX ... NOLOOP` for the registered keyspaces, so Redis pushes the name
+//! of every key another client changes (SET, SETEX, DEL, EXPIRE, expiry,
+//! eviction) and a key-less push on FLUSHDB/FLUSHALL. Each push ends the L1
+//! entry (and any fill in flight) of that key in this process. With no
+//! keyspace registered the listener waits: BCAST without a prefix would
+//! track every key in the database (BullMQ's included).
 //!
-//! While the connection is down, pushes may be lost: L1 is trusted for the
-//! configured grace period only. After reconnecting, tracking is enabled
-//! again *before* L1 is trusted, and everything cached is dropped (it may
-//! have changed meanwhile). A silent network failure is caught by a PING
-//! every `ping_interval`.
+//! **Own writes.** This instance's writes (`insert`, `invalidate`, a
+//! loader's write-back) are sent on this same connection, and `NOLOOP`
+//! keeps Redis from pushing them back, so a value just written stays in L1
+//! (Redis >= 7 sends the invalidation of a client's own write *after* its
+//! reply, so without NOLOOP every write would evict itself). Reads stay on
+//! the main connection: the invalidation generation, noted before the GET
+//! is sent, already closes the push-before-reply race there, and keeping
+//! reads off this connection keeps large replies from delaying pushes. We
+//! chose this over rueidis's one-connection design, which would move every
+//! read onto the listener's connection, for that reason.
 //!
-//! Where Redis refuses `CLIENT TRACKING` (some managed services and proxies),
-//! the listener says so once and falls back to pub/sub: warmcache writers
+//! **Trust is a lease** ([`super::hub`]): a PING is sent every
+//! `min(ping_interval, grace / 3)`; when its PONG is read, every push Redis
+//! queued before it has been read too (replies and pushes arrive in order
+//! on one connection), and is applied before the lease is renewed to the
+//! PING's send time plus the grace. A change made at time `t` is therefore
+//! never served after `t + max(push latency, grace)`, whatever happens to the
+//! connection, a silent loss included. A PING unanswered within `timeout`
+//! ends the connection; after reconnecting, tracking is enabled again
+//! *before* L1 is trusted, and everything cached is dropped.
+//!
+//! The push channel is bounded ([`PUSH_CAPACITY`]); when it overflows, every
+//! L1 entry is dropped before the lease is renewed.
+//!
+//! Where Redis refuses `CLIENT TRACKING` (some managed services and
+//! proxies), or refuses `HELLO 3` (RESP2-only servers and proxies), the
+//! listener says so once and falls back to pub/sub: warmcache writers
 //! publish the keys they change on [`INVALIDATION_CHANNEL`], and L1 entries
 //! live at most `fallback_l1_ttl`, since other writers do not publish.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use ::redis::{AsyncConnectionConfig, Client, ErrorKind, PushInfo, PushKind, RedisError, Value};
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{Receiver, channel};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::hub::{Hub, InvalidationMode};
@@ -31,17 +56,22 @@ use super::hub::{Hub, InvalidationMode};
 /// The pub/sub channel of the fallback mode. Payload: a full Redis key.
 pub const INVALIDATION_CHANNEL: &str = "warmcache:invalidations";
 
+/// Pushes buffered between the connection and the listener; past this,
+/// pushes are dropped and every L1 entry with them.
+pub const PUSH_CAPACITY: usize = 4096;
+
 /// Tuning of the listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidationOptions {
-    /// How long L1 entries are still served after the connection is lost
-    /// (zero: not at all).
+    /// How long after the last answered PING was sent L1 entries are still
+    /// served (zero: L1 is never served while the listener runs).
     pub grace: Duration,
     /// Longest L1 life in the pub/sub fallback.
     pub fallback_l1_ttl: Duration,
-    /// How often the connection is checked with PING.
+    /// Longest time between two PINGs (they are sent at least three times
+    /// per grace period, so a healthy connection never lets the lease lapse).
     pub ping_interval: Duration,
-    /// Time bound of connecting and of each command on the connection.
+    /// Time bound of connecting and of each PING on the connection.
     pub timeout: Duration,
 }
 
@@ -56,6 +86,18 @@ impl Default for InvalidationOptions {
     }
 }
 
+impl InvalidationOptions {
+    /// The time between PINGs: a third of the grace, at most `ping_interval`.
+    pub fn effective_ping_interval(&self) -> Duration {
+        let third = self.grace / 3;
+        if third.is_zero() {
+            self.ping_interval
+        } else {
+            third.min(self.ping_interval).max(Duration::from_millis(1))
+        }
+    }
+}
+
 /// Handle of the listener task; dropping it stops the task.
 #[derive(Debug)]
 pub struct InvalidationListener {
@@ -65,11 +107,23 @@ pub struct InvalidationListener {
     _stop_on_drop: DropGuard,
 }
 
+/// The two clients the listener may use: RESP3 (tracking) and RESP2
+/// (pub/sub fallback for servers that refuse `HELLO 3`).
+#[derive(Clone)]
+pub(crate) struct ListenerClients {
+    pub(crate) resp3: Client,
+    pub(crate) resp2: Client,
+}
+
 impl InvalidationListener {
-    pub(crate) fn spawn(client: Client, hub: Arc<Hub>, options: InvalidationOptions) -> Self {
+    pub(crate) fn spawn(
+        clients: ListenerClients,
+        hub: Arc<Hub>,
+        options: InvalidationOptions,
+    ) -> Self {
         let cancel = CancellationToken::new();
         hub.set_listening(options.fallback_l1_ttl);
-        let task = tokio::spawn(run(client, Arc::clone(&hub), options, cancel.clone()));
+        let task = tokio::spawn(run(clients, Arc::clone(&hub), options, cancel.clone()));
         Self {
             hub,
             task: Some(task),
@@ -87,6 +141,11 @@ impl InvalidationListener {
         }
     }
 
+    /// Whether L1 entries may be served right now (the lease runs).
+    pub fn l1_trusted(&self) -> bool {
+        self.hub.l1_trusted(Instant::now())
+    }
+
     /// Keys invalidated by pushes so far, over all keyspaces.
     pub fn remote_invalidations(&self) -> u64 {
         self.hub.remote_invalidations()
@@ -98,157 +157,392 @@ impl InvalidationListener {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.hub.disconnected();
     }
 }
 
+/// Where invalidations come from on one connection.
+enum Feed {
+    /// RESP3 pushes (tracking or subscribed), through the bounded channel.
+    Resp3 {
+        pushes: Receiver<PushInfo>,
+        overflowed: Arc<AtomicBool>,
+        connection: MultiplexedConnection,
+    },
+    /// RESP2 pub/sub messages.
+    Resp2 {
+        sink: PubSubSink,
+        stream: PubSubStream,
+    },
+}
+
+/// What one connection event means.
+enum Event {
+    Key(String),
+    All,
+    Closed,
+    Nothing,
+}
+
+type Pong = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RedisError>> + Send>>;
+
+impl Feed {
+    async fn next(&mut self) -> Vec<Event> {
+        match self {
+            Self::Resp3 { pushes, .. } => match pushes.recv().await {
+                None => vec![Event::Closed],
+                Some(push) => push_events(push),
+            },
+            Self::Resp2 { stream, .. } => match stream.next().await {
+                None => vec![Event::Closed],
+                Some(msg) => vec![message_event(msg.get_payload_bytes())],
+            },
+        }
+    }
+
+    /// Applies everything already received; `false` if the connection closed.
+    fn drain(&mut self, hub: &Hub) -> bool {
+        loop {
+            let events = match self {
+                Self::Resp3 {
+                    pushes, overflowed, ..
+                } => {
+                    if overflowed.swap(false, Ordering::AcqRel) {
+                        tracing::warn!(
+                            capacity = PUSH_CAPACITY,
+                            "invalidation pushes overflowed; dropping every L1 entry"
+                        );
+                        hub.invalidate_all();
+                    }
+                    match pushes.try_recv() {
+                        Ok(push) => push_events(push),
+                        Err(_) => return true,
+                    }
+                }
+                Self::Resp2 { stream, .. } => match stream.next().now_or_never() {
+                    None => return true,
+                    Some(None) => vec![Event::Closed],
+                    Some(Some(msg)) => vec![message_event(msg.get_payload_bytes())],
+                },
+            };
+            if !apply(hub, events) {
+                return false;
+            }
+        }
+    }
+
+    fn ping(&self) -> Pong {
+        match self {
+            Self::Resp3 { connection, .. } => {
+                let mut connection = connection.clone();
+                Box::pin(async move {
+                    ::redis::cmd("PING")
+                        .query_async::<Value>(&mut connection)
+                        .await
+                        .map(drop)
+                })
+            }
+            Self::Resp2 { sink, .. } => {
+                let mut sink = sink.clone();
+                Box::pin(async move { sink.ping::<Value>().await.map(drop) })
+            }
+        }
+    }
+}
+
+/// One connected session.
+struct Session {
+    mode: InvalidationMode,
+    feed: Feed,
+    /// When tracking (or the subscription) was requested.
+    since: Instant,
+}
+
 async fn run(
-    client: Client,
+    clients: ListenerClients,
     hub: Arc<Hub>,
     options: InvalidationOptions,
     cancel: CancellationToken,
 ) {
-    let prefixes = hub.prefixes();
     let mut backoff = Duration::from_millis(50);
     let mut fallback_announced = false;
+    let mut resp2_only = false;
     loop {
-        let (tx, mut pushes) = unbounded_channel();
-        let config = AsyncConnectionConfig::new()
-            .set_push_sender(tx)
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout));
+        let _ = hub.take_reconnect_request();
+        let (epoch, prefixes) = hub.prefixes();
+        if prefixes.is_empty() {
+            // BCAST without PREFIX would track every key: wait for a cache.
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = hub.woken() => continue,
+            }
+        }
+        let attempt = async {
+            if resp2_only {
+                connect_resp2(&clients.resp2).await
+            } else {
+                connect_resp3(&clients.resp3, &prefixes, options.timeout).await
+            }
+        };
         let connected = tokio::select! {
             () = cancel.cancelled() => return,
-            result = connect(&client, &config, &prefixes) => result,
+            result = tokio::time::timeout(options.timeout * 2, attempt) => result,
         };
-        let (mut connection, mode) = match connected {
-            Ok((connection, mode)) => (connection, mode),
-            Err(e) => {
+        let mut session = match connected {
+            Ok(Ok(session)) => session,
+            Ok(Err(e)) if !resp2_only && refuses_resp3(&e) => {
+                resp2_only = true;
+                tracing::debug!(error = %e, "HELLO 3 refused");
+                continue;
+            }
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "invalidation listener cannot connect; retrying");
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                let Some(next) = wait(&cancel, backoff).await else {
+                    return;
+                };
+                backoff = next;
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!("invalidation listener timed out connecting; retrying");
+                let Some(next) = wait(&cancel, backoff).await else {
+                    return;
+                };
+                backoff = next;
                 continue;
             }
         };
         backoff = Duration::from_millis(50);
-        if mode == InvalidationMode::PubSub && !fallback_announced {
+        if session.mode == InvalidationMode::PubSub && !fallback_announced {
             fallback_announced = true;
             tracing::warn!(
                 channel = INVALIDATION_CHANNEL,
+                resp2 = resp2_only,
                 fallback_l1_ttl_ms = options.fallback_l1_ttl.as_millis() as u64,
-                "redis refuses CLIENT TRACKING; falling back to pub/sub invalidation: changes made by \
+                "redis refuses CLIENT TRACKING (or RESP3); falling back to pub/sub invalidation: changes made by \
                  writers other than warmcache reach this instance's memory only when entries expire"
             );
         }
         // Whatever was cached may have changed while nobody listened.
         hub.invalidate_all();
-        hub.trust(mode);
-        tracing::info!(?mode, prefixes = ?prefixes, "invalidation listener connected");
+        if !hub.renew(session.since, options.grace, epoch) {
+            continue;
+        }
+        let writes = match (&session.mode, &session.feed) {
+            (InvalidationMode::Tracking, Feed::Resp3 { connection, .. }) => {
+                Some(connection.clone())
+            }
+            _ => None,
+        };
+        hub.connected(session.mode, writes);
+        tracing::info!(mode = ?session.mode, prefixes = ?prefixes, "invalidation listener connected");
 
-        let lost = listen(&hub, &mut connection, &mut pushes, options, &cancel).await;
-        hub.distrust_after(options.grace);
+        let lost = listen(&hub, &mut session, options, epoch, &cancel).await;
+        hub.disconnected();
         match lost {
             Lost::Cancelled => return,
+            Lost::Retrack => {
+                tracing::info!("a keyed cache was added; tracking its keyspace too");
+            }
             Lost::Connection(why) => tracing::warn!(
                 reason = why,
                 grace_ms = options.grace.as_millis() as u64,
-                "invalidation connection lost; L1 is trusted only for the grace period until it is back"
+                "invalidation connection lost; L1 is trusted at most the grace period past the last answered PING"
             ),
         }
     }
 }
 
-/// Connects, then enables tracking (or the pub/sub fallback if refused).
-async fn connect(
+/// Sleeps `backoff` (or stops on cancel) and returns the next backoff.
+async fn wait(cancel: &CancellationToken, backoff: Duration) -> Option<Duration> {
+    tokio::select! {
+        () = cancel.cancelled() => None,
+        () = tokio::time::sleep(backoff) => Some((backoff * 2).min(Duration::from_secs(1))),
+    }
+}
+
+/// Whether connecting failed because the server (or a proxy) refuses RESP3.
+fn refuses_resp3(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::RESP3NotSupported
+        || (e.code() == Some("ERR") && e.to_string().to_ascii_uppercase().contains("HELLO"))
+}
+
+/// Connects over RESP3, then enables tracking (or subscribes if refused).
+async fn connect_resp3(
     client: &Client,
-    config: &AsyncConnectionConfig,
     prefixes: &[String],
-) -> Result<(MultiplexedConnection, InvalidationMode), ::redis::RedisError> {
+    timeout: Duration,
+) -> Result<Session, RedisError> {
+    let (tx, pushes) = channel(PUSH_CAPACITY);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&overflowed);
+    let sender = move |push: PushInfo| match tx.try_send(push) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(_)) => {
+            flag.store(true, Ordering::Release);
+            Ok(())
+        }
+        Err(TrySendError::Closed(_)) => Err(()),
+    };
+    let config = AsyncConnectionConfig::new()
+        .set_push_sender(sender)
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(None);
     let mut connection = client
-        .get_multiplexed_async_connection_with_config(config)
+        .get_multiplexed_async_connection_with_config(&config)
         .await?;
     let mut tracking = ::redis::cmd("CLIENT");
     tracking.arg("TRACKING").arg("ON").arg("BCAST");
     for prefix in prefixes {
         tracking.arg("PREFIX").arg(prefix);
     }
-    match tracking.query_async::<()>(&mut connection).await {
-        Ok(()) => Ok((connection, InvalidationMode::Tracking)),
+    tracking.arg("NOLOOP");
+    let since = Instant::now();
+    let mode = match tracking.query_async::<()>(&mut connection).await {
+        Ok(()) => InvalidationMode::Tracking,
         // The server answered with an error: it forbids tracking.
         Err(e) if e.code().is_some() => {
             tracing::debug!(error = %e, "CLIENT TRACKING refused");
             connection.subscribe(INVALIDATION_CHANNEL).await?;
-            Ok((connection, InvalidationMode::PubSub))
+            InvalidationMode::PubSub
         }
-        Err(e) => Err(e),
-    }
+        Err(e) => return Err(e),
+    };
+    Ok(Session {
+        mode,
+        feed: Feed::Resp3 {
+            pushes,
+            overflowed,
+            connection,
+        },
+        since,
+    })
+}
+
+/// Subscribes over RESP2 (the server refuses `HELLO 3`).
+async fn connect_resp2(client: &Client) -> Result<Session, RedisError> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    let since = Instant::now();
+    pubsub.subscribe(INVALIDATION_CHANNEL).await?;
+    let (sink, stream) = pubsub.split();
+    Ok(Session {
+        mode: InvalidationMode::PubSub,
+        feed: Feed::Resp2 { sink, stream },
+        since,
+    })
 }
 
 enum Lost {
     Cancelled,
+    /// A cache registered: track again with the new prefix set.
+    Retrack,
     Connection(&'static str),
 }
 
 async fn listen(
     hub: &Hub,
-    connection: &mut MultiplexedConnection,
-    pushes: &mut UnboundedReceiver<PushInfo>,
+    session: &mut Session,
     options: InvalidationOptions,
+    epoch: u64,
     cancel: &CancellationToken,
 ) -> Lost {
-    let mut ping = tokio::time::interval(options.ping_interval);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let interval = options.effective_ping_interval();
+    let mut next_ping = Instant::now();
+    let mut in_flight: Option<(Instant, Pong)> = None;
     loop {
+        let wake_at = in_flight
+            .as_ref()
+            .map_or(next_ping, |(sent, _)| *sent + options.timeout);
+        let pong = async {
+            match in_flight.as_mut() {
+                Some((_, pong)) => pong.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            biased;
             () = cancel.cancelled() => return Lost::Cancelled,
-            push = pushes.recv() => match push {
-                None => return Lost::Connection("push channel closed"),
-                Some(push) if push.kind == PushKind::Disconnection => return Lost::Connection("disconnected"),
-                Some(push) => apply(hub, push),
-            },
-            _ = ping.tick() => {
-                let ping_command = ::redis::cmd("PING");
-                let pong = ping_command.query_async::<Value>(connection);
-                if !matches!(tokio::time::timeout(options.timeout, pong).await, Ok(Ok(_))) {
+            () = hub.woken() => {
+                if hub.take_reconnect_request() {
+                    return Lost::Connection("the server answered as a replica");
+                }
+                if hub.registered_since(epoch) {
+                    return Lost::Retrack;
+                }
+            }
+            answer = pong => {
+                let sent = in_flight.take().map_or(next_ping, |(sent, _)| sent);
+                if answer.is_err() {
+                    return Lost::Connection("PING failed");
+                }
+                // Every push Redis sent before this PONG is in the channel.
+                if !session.feed.drain(hub) {
+                    return Lost::Connection("disconnected");
+                }
+                if !hub.renew(sent, options.grace, epoch) {
+                    return Lost::Retrack;
+                }
+                next_ping = sent + interval;
+            }
+            events = session.feed.next() => {
+                if !apply(hub, events) {
+                    return Lost::Connection("disconnected");
+                }
+            }
+            () = tokio::time::sleep_until(wake_at) => {
+                if in_flight.is_some() {
                     return Lost::Connection("no answer to PING");
                 }
+                in_flight = Some((Instant::now(), session.feed.ping()));
             }
         }
     }
 }
 
-/// Applies an invalidation push or a fallback message.
-fn apply(hub: &Hub, push: PushInfo) {
+/// Applies events; `false` once the connection closed.
+fn apply(hub: &Hub, events: Vec<Event>) -> bool {
+    for event in events {
+        match event {
+            Event::Key(key) => hub.invalidate_key(&key),
+            Event::All => hub.invalidate_all(),
+            Event::Closed => return false,
+            Event::Nothing => {}
+        }
+    }
+    true
+}
+
+/// The events of one RESP3 push.
+fn push_events(push: PushInfo) -> Vec<Event> {
     match push.kind {
-        PushKind::Invalidate => {
-            for value in push.data {
-                match value {
-                    // FLUSHDB / FLUSHALL: no key list.
-                    Value::Nil => hub.invalidate_all(),
-                    Value::Array(keys) => keys
-                        .iter()
-                        .filter_map(as_text)
-                        .for_each(|key| hub.invalidate_key(&key)),
-                    other => {
-                        if let Some(key) = as_text(&other) {
-                            hub.invalidate_key(&key);
-                        }
-                    }
-                }
+        PushKind::Disconnection => vec![Event::Closed],
+        PushKind::Invalidate => push
+            .data
+            .into_iter()
+            .flat_map(|value| match value {
+                // FLUSHDB / FLUSHALL: no key list.
+                Value::Nil => vec![Event::All],
+                Value::Array(keys) => keys.iter().filter_map(as_text).map(Event::Key).collect(),
+                other => as_text(&other).map(Event::Key).into_iter().collect(),
+            })
+            .collect(),
+        PushKind::Message => match push.data.get(1) {
+            Some(Value::BulkString(bytes)) => vec![message_event(bytes)],
+            Some(other) => {
+                as_text(other).map_or_else(Vec::new, |key| vec![message_event(key.as_bytes())])
             }
-        }
-        PushKind::Message => {
-            if let Some(key) = push.data.get(1).and_then(as_text) {
-                if key == "*" {
-                    hub.invalidate_all()
-                } else {
-                    hub.invalidate_key(&key)
-                }
-            }
-        }
-        _ => {}
+            None => Vec::new(),
+        },
+        _ => vec![Event::Nothing],
+    }
+}
+
+/// A fallback message: a key, or `*` for everything.
+fn message_event(payload: &[u8]) -> Event {
+    match std::str::from_utf8(payload) {
+        Ok("*") => Event::All,
+        Ok(key) => Event::Key(key.to_owned()),
+        Err(_) => Event::Nothing,
     }
 }
 

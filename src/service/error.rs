@@ -123,7 +123,7 @@ impl From<CacheError> for ApiError {
 impl From<crate::bullmq::BullmqError> for ApiError {
     fn from(error: crate::bullmq::BullmqError) -> Self {
         match error {
-            crate::bullmq::BullmqError::L2(e) => Self::RedisUnavailable(e.to_string()),
+            crate::bullmq::BullmqError::L2(e) => Self::from(CacheError::L2(e)),
             malformed @ crate::bullmq::BullmqError::Malformed { .. } => {
                 Self::BullmqJobMalformed(malformed.to_string())
             }

@@ -6,6 +6,17 @@
 //! the caller that ran the fill but is installed neither in L1 nor, for a
 //! loaded value, in Redis. Callers that merely joined such a fill try again,
 //! so a read that starts after an invalidation never gets the old value.
+//!
+//! A caller that joined a fill in flight takes its value when the fill
+//! completed after the caller arrived and no invalidation came since, even
+//! while L1 is not trusted (the lease lapsed): concurrent reads stay
+//! coalesced into one Redis read or loader call when the listener is down.
+//! Such a value may have been read up to one fill's duration (bounded by
+//! the Redis timeout, or the loader) before the joiner arrived.
+//!
+//! A loaded value is written back to Redis by a script that refuses while
+//! the key's erasure tombstone exists ([`crate::redis`]), and only while
+//! this instance's lease runs (a lapsed lease may hide an erasure's push).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +29,7 @@ use tokio::time::Instant;
 
 use super::stats::L2Op;
 use super::{CacheError, CacheId, Cached, L1Entry, Tier, TieredCache};
+use crate::redis::WriteBack;
 
 /// Fills that an invalidation overtook before a caller gives up on L1.
 const ATTEMPTS: usize = 3;
@@ -49,6 +61,7 @@ where
         let mut loader = loader;
         for _ in 0..ATTEMPTS {
             let ran_here = AtomicBool::new(false);
+            let joined_at = Instant::now();
             let generation = self.inner.stripes.generation(id.as_str());
             let init = async {
                 ran_here.store(true, Ordering::Relaxed);
@@ -57,7 +70,11 @@ where
             let outcome = self.inner.l1.try_get_with(id.clone(), init).await;
             let ran_here = ran_here.load(Ordering::Relaxed);
             match outcome {
-                Ok(entry) if ran_here || self.is_servable(id, &entry, Instant::now()) => {
+                Ok(entry)
+                    if ran_here
+                        || self.is_servable(id, &entry, Instant::now())
+                        || fresh_for_joiner(&entry, generation, joined_at) =>
+                {
                     return Ok(Some(entry.cached(entry.origin)));
                 }
                 // Installed by a fill that an invalidation ended since.
@@ -119,6 +136,7 @@ where
             json,
             expires_at: self.l1_deadline(None),
             generation,
+            fetched_at: Instant::now(),
             origin: Tier::Loader,
         };
         // An erasure or update overtook the load: do not write it back.
@@ -126,16 +144,18 @@ where
         let Some(redis) = &self.inner.redis else {
             return Ok(entry);
         };
+        // A lapsed lease may hide the push of an erasure: write nothing back
+        // (the value still goes to the callers of this fill).
+        if !self.l1_trusted_now() {
+            return Ok(entry);
+        }
         let (key, ttl) = (self.key(id), self.inner.keyspace.ttl);
-        let written = if overwrite {
-            redis.set_ex(&key, &entry.json, ttl).await.map(|()| true)
-        } else {
-            redis.set_ex_if_absent(&key, &entry.json, ttl).await
-        };
-        match written {
-            Ok(true) => redis.publish_invalidation(&key).await,
+        match redis.write_back(&key, &entry.json, ttl, overwrite).await {
+            Ok(WriteBack::Written) => redis.publish_invalidation(&key).await,
+            // Erased while we loaded: the erasure wins, the value goes to the caller only.
+            Ok(WriteBack::Erased) => return Err(NoEntry::Overtaken(entry)),
             // Another writer stored the key while we loaded: theirs is newer.
-            Ok(false) => {
+            Ok(WriteBack::Exists) => {
                 if let Ok(Some(theirs)) = self.read_l2(id, generation).await {
                     return self.unless_overtaken(id, theirs);
                 }
@@ -206,6 +226,7 @@ where
                     json,
                     expires_at,
                     generation,
+                    fetched_at: Instant::now(),
                     origin: Tier::L2,
                 }))
             }
@@ -224,6 +245,14 @@ where
             }
         }
     }
+}
+
+/// A joiner may take a fill's entry, trusted or not, when the fill completed
+/// after it arrived and its id saw no invalidation since.
+fn fresh_for_joiner<V>(entry: &L1Entry<V>, generation: u64, joined_at: Instant) -> bool {
+    entry.generation == generation
+        && entry.fetched_at >= joined_at
+        && entry.expires_at > Instant::now()
 }
 
 pub(super) fn encode<V: Serialize>(value: &V) -> Result<Bytes, CacheError> {

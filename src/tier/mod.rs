@@ -9,8 +9,17 @@
 //!
 //! Coherence: an L1 entry is served only while it is unexpired, its id's
 //! invalidation generation ([`stripes`]) is unchanged since its fill began,
-//! and the invalidation listener (if started) is connected or within its
-//! grace period. The fill logic lives in [`fill`].
+//! and the invalidation listener's lease (if one is started) runs. The fill
+//! logic lives in [`fill`].
+//!
+//! Writes: `insert` installs its value with the generation it read before
+//! the write, moved on by one in a compare-and-swap; if anything else
+//! touched the id meanwhile (another insert, an invalidation, a push), it
+//! installs nothing and ends the id's entry instead, so L1 never keeps a
+//! value older than the last write Redis applied. `insert` and
+//! `invalidate` run in a task of their own: when the caller's future is
+//! dropped (a client that went away), the write and the bookkeeping after
+//! it still complete.
 
 mod builder;
 mod error;
@@ -33,9 +42,11 @@ pub use error::{CacheError, LoaderError};
 pub use id::{CacheId, InvalidId, MAX_ID_LEN};
 pub use stats::CacheStats;
 
+use crate::redis::Erasure;
+
 use crate::records::Keyspace;
-use crate::redis::RedisHandle;
 use crate::redis::hub::{Hub, InvalidationTarget};
+use crate::redis::{L2Error, RedisHandle};
 use stats::{Counters, L2Op};
 use stripes::Stripes;
 
@@ -70,6 +81,8 @@ struct L1Entry<V> {
     expires_at: Instant,
     /// The id's invalidation generation when the fill began.
     generation: u64,
+    /// When the value was read (from Redis or the loader).
+    fetched_at: Instant,
     /// The tier it was filled from.
     origin: Tier,
 }
@@ -81,6 +94,7 @@ impl<V> Clone for L1Entry<V> {
             json: self.json.clone(),
             expires_at: self.expires_at,
             generation: self.generation,
+            fetched_at: self.fetched_at,
             origin: self.origin,
         }
     }
@@ -223,13 +237,24 @@ where
 
     /// Stores `value` in Redis (`SETEX`), then in L1. If Redis does not take
     /// it, the call fails and L1 does not get the value (if the outcome is
-    /// unknown, e.g. a timeout, the old L1 copy is dropped too).
+    /// unknown, e.g. a timeout, the old L1 copy is dropped too). Completes
+    /// even if the returned future is dropped once the write was sent.
     ///
     /// # Errors
     /// A malformed id, a value that cannot be encoded, or Redis failing.
     pub async fn insert(&self, id: &str, value: V) -> Result<Cached<V>, CacheError> {
         let id = CacheId::parse(id)?;
         let json = fill::encode(&value)?;
+        let this = self.clone();
+        run_detached(async move { this.insert_now(id, value, json).await }).await
+    }
+
+    async fn insert_now(
+        &self,
+        id: CacheId,
+        value: V,
+        json: Bytes,
+    ) -> Result<Cached<V>, CacheError> {
         let generation = self.inner.stripes.generation(id.as_str());
         if let Some(redis) = &self.inner.redis {
             let key = self.key(&id);
@@ -243,42 +268,88 @@ where
             }
             redis.publish_invalidation(&key).await;
         }
+        let now = Instant::now();
         let entry = L1Entry {
             value: Arc::new(value),
             json,
             expires_at: self.l1_deadline(None),
-            generation,
+            generation: generation.wrapping_add(1),
+            fetched_at: now,
             origin: Tier::L1,
         };
-        self.inner.l1.insert(id, entry.clone()).await;
+        // Install only if nothing touched the id since the write was sent:
+        // otherwise a later write may have reached Redis after this one.
+        if self.inner.stripes.advance(id.as_str(), generation) {
+            self.inner.l1.insert(id, entry.clone()).await;
+        } else {
+            self.inner.stripes.bump(id.as_str());
+            self.inner.l1.invalidate(&id).await;
+        }
         Ok(entry.cached(Tier::L1))
     }
 
     /// Deletes `id` from Redis and ends this process's L1 copy and every
     /// fill of `id` in flight here; other instances drop theirs when Redis
     /// pushes the change (or the fallback message) to them. For the
-    /// age-verification keyspace this is the GDPR erasure. L1 is cleared even
-    /// when Redis fails, and the failure is returned.
+    /// age-verification keyspace this is the GDPR erasure (see
+    /// [`TieredCache::erase`]). L1 is cleared even when Redis fails, and the
+    /// failure is returned.
     ///
     /// # Errors
     /// A malformed id, or Redis failing (the key may still be in Redis).
     pub async fn invalidate(&self, id: &str) -> Result<(), CacheError> {
+        self.erase(id).await.map(drop)
+    }
+
+    /// [`TieredCache::invalidate`], saying how many replicas confirmed it.
+    /// The key is deleted and tombstoned in one script, so no loader on any
+    /// instance can write the old value back for the tombstone's life
+    /// (`WARMCACHE_TOMBSTONE_TTL_MS`); with `WARMCACHE_ERASURE_REPLICAS` set,
+    /// the call then waits up to `WARMCACHE_ERASURE_WAIT_MS` for that many
+    /// replicas. A shortfall is not an error: it is returned, counted
+    /// (`stats().erasures_unreplicated`) and logged. Completes even if the
+    /// returned future is dropped once the delete was sent.
+    ///
+    /// # Errors
+    /// As [`TieredCache::invalidate`].
+    pub async fn erase(&self, id: &str) -> Result<Erasure, CacheError> {
         let id = CacheId::parse(id)?;
+        let this = self.clone();
+        run_detached(async move { this.erase_now(id).await }).await
+    }
+
+    async fn erase_now(&self, id: CacheId) -> Result<Erasure, CacheError> {
         self.inner.counters.invalidation_local();
         let key = self.key(&id);
-        let deleted = match &self.inner.redis {
-            Some(redis) => redis.del(&key).await,
-            None => Ok(()),
+        let erased = match &self.inner.redis {
+            Some(redis) => redis.erase(&key).await,
+            None => Ok(Erasure {
+                replicas_wanted: 0,
+                replicas_confirmed: 0,
+            }),
         };
         // After the DEL: a fill that read the old value started before this bump.
         self.inner.stripes.bump(id.as_str());
         self.inner.l1.invalidate(&id).await;
-        match deleted {
-            Ok(()) => {
+        match erased {
+            Ok(erasure) => {
                 if let Some(redis) = &self.inner.redis {
                     redis.publish_invalidation(&key).await;
                 }
-                Ok(())
+                if erasure.replicas_wanted > 0 {
+                    self.inner
+                        .counters
+                        .erasure_replication(erasure.is_replicated());
+                    if !erasure.is_replicated() {
+                        tracing::warn!(
+                            cache = self.inner.keyspace.name,
+                            wanted = erasure.replicas_wanted,
+                            confirmed = erasure.replicas_confirmed,
+                            "an erasure was not confirmed by enough replicas in time; a failover now could bring it back"
+                        );
+                    }
+                }
+                Ok(erasure)
             }
             Err(e) => {
                 self.inner.counters.l2_error(L2Op::Del);
@@ -337,6 +408,14 @@ where
                 .is_none_or(|hub| hub.l1_trusted(now))
     }
 
+    /// Whether the invalidation lease (if any) runs now.
+    fn l1_trusted_now(&self) -> bool {
+        self.inner
+            .hub
+            .as_ref()
+            .is_none_or(|hub| hub.l1_trusted(Instant::now()))
+    }
+
     /// Deadline of a new L1 entry: the L1 bound, the fallback bound if the
     /// pub/sub fallback is active, or the Redis key's remaining TTL, whichever
     /// is soonest.
@@ -346,5 +425,17 @@ where
             life = life.min(cap);
         }
         Instant::now() + life
+    }
+}
+
+/// Runs `work` in a task of its own and waits for it: dropping the waiting
+/// future does not stop the work (a write's bookkeeping must complete).
+async fn run_detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, CacheError>> + Send + 'static,
+) -> Result<T, CacheError> {
+    match tokio::spawn(work).await {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(CacheError::L2(L2Error::Unavailable)),
     }
 }

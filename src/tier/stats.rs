@@ -28,6 +28,8 @@ pub(crate) struct Counters {
     corrupt_values: AtomicU64,
     invalidations: AtomicU64,
     invalidation_failures: AtomicU64,
+    erasures_replicated: AtomicU64,
+    erasures_unreplicated: AtomicU64,
     remote_invalidations: AtomicU64,
     metrics: CacheMetrics,
 }
@@ -53,6 +55,10 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// `invalidate` calls that Redis did not confirm.
     pub invalidation_failures: u64,
+    /// Erasures confirmed by as many replicas as `WARMCACHE_ERASURE_REPLICAS`.
+    pub erasures_replicated: u64,
+    /// Erasures that waited for replicas and timed out short of them.
+    pub erasures_unreplicated: u64,
     /// Keys invalidated because Redis (or the fallback channel) said another
     /// writer changed them.
     pub remote_invalidations: u64,
@@ -74,6 +80,8 @@ impl Counters {
             corrupt_values: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             invalidation_failures: AtomicU64::new(0),
+            erasures_replicated: AtomicU64::new(0),
+            erasures_unreplicated: AtomicU64::new(0),
             remote_invalidations: AtomicU64::new(0),
             metrics: CacheMetrics::register(cache),
         }
@@ -140,6 +148,17 @@ impl Counters {
         self.metrics.invalidation_failures.increment(1);
     }
 
+    /// An erasure that waited for replicas: `confirmed` if enough did.
+    pub(crate) fn erasure_replication(&self, confirmed: bool) {
+        if confirmed {
+            bump(&self.erasures_replicated);
+            self.metrics.erasures_confirmed.increment(1);
+        } else {
+            bump(&self.erasures_unreplicated);
+            self.metrics.erasures_unconfirmed.increment(1);
+        }
+    }
+
     pub(crate) fn invalidation_remote(&self) {
         bump(&self.remote_invalidations);
         self.metrics.invalidations_remote.increment(1);
@@ -157,6 +176,8 @@ impl Counters {
             corrupt_values: get(&self.corrupt_values),
             invalidations: get(&self.invalidations),
             invalidation_failures: get(&self.invalidation_failures),
+            erasures_replicated: get(&self.erasures_replicated),
+            erasures_unreplicated: get(&self.erasures_unreplicated),
             remote_invalidations: get(&self.remote_invalidations),
         }
     }

@@ -36,6 +36,14 @@ impl Stripes {
         self.counters[Self::index(id)].load(Ordering::Acquire)
     }
 
+    /// Moves `id`'s generation from `seen` to `seen + 1` if nothing bumped
+    /// it since `seen` was read; `false` if something did.
+    pub(crate) fn advance(&self, id: &str, seen: u64) -> bool {
+        self.counters[Self::index(id)]
+            .compare_exchange(seen, seen + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     /// Ends every entry (and in-flight fill) of `id`.
     pub(crate) fn bump(&self, id: &str) {
         self.counters[Self::index(id)].fetch_add(1, Ordering::AcqRel);
@@ -64,5 +72,8 @@ mod tests {
         stripes.bump_all();
         assert_eq!(stripes.generation("alpha"), a + 2);
         assert_eq!(stripes.generation("beta"), b + 1);
+        assert!(stripes.advance("beta", b + 1));
+        assert!(!stripes.advance("beta", b + 1), "moved since it was read");
+        assert_eq!(stripes.generation("beta"), b + 2);
     }
 }

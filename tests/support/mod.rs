@@ -12,6 +12,7 @@ pub mod bullmq;
 pub mod history;
 pub mod keyed_router;
 pub mod node;
+pub mod proxy;
 #[cfg(feature = "bigquery")]
 pub mod shop;
 
@@ -21,7 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use warmcache::RedisConfig;
+use warmcache::records::AgeVerification;
+use warmcache::{RedisConfig, Secret};
 
 /// A `redis-server` child process.
 pub struct RedisServer {
@@ -29,6 +31,43 @@ pub struct RedisServer {
     dir: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
+}
+
+/// Polls `check` every 10 ms for up to 5 s; panics naming `what` if it
+/// never holds. A bounded wait for an effect, not a timing assertion.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// An age-verification record whose `method` tells versions apart.
+pub fn age_record(customer: &str, method: &str) -> AgeVerification {
+    AgeVerification {
+        customer_id: customer.to_owned(),
+        verified: true,
+        method: method.to_owned(),
+        verified_at: 1_764_115_200_000,
+        date_of_birth: None,
+        age_over: Some(18),
+    }
+}
+
+/// Settings for warmcache to reach `127.0.0.1:port` (plain TCP, db 0,
+/// short timeouts).
+pub fn loopback_config(port: u16) -> RedisConfig {
+    let mut config = RedisConfig::local(port);
+    config.op_timeout = Duration::from_millis(200);
+    config.connect_timeout = Duration::from_millis(200);
+    config
 }
 
 /// A port nobody listens on right now.
@@ -158,9 +197,23 @@ impl RedisServer {
 
     /// Settings for warmcache to reach it (plain TCP, db 0, short timeouts).
     pub fn config(&self) -> RedisConfig {
-        let mut config = RedisConfig::local(self.port);
-        config.op_timeout = Duration::from_millis(200);
-        config.connect_timeout = Duration::from_millis(200);
+        loopback_config(self.port)
+    }
+
+    /// Settings of an ACL user `warm` who may do everything but the
+    /// `denied` commands (e.g. `client|tracking`).
+    pub async fn config_denying(&self, denied: &[&str]) -> RedisConfig {
+        let mut rules = vec!["SETUSER", "warm", "on", ">pw", "~*", "&*", "+@all"];
+        let denied: Vec<String> = denied.iter().map(|c| format!("-{c}")).collect();
+        rules.extend(denied.iter().map(String::as_str));
+        let () = redis::cmd("ACL")
+            .arg(&rules[..])
+            .query_async(&mut self.foreign().await)
+            .await
+            .expect("ACL SETUSER");
+        let mut config = self.config();
+        config.username = Some("warm".to_owned());
+        config.password = Some(Secret::new("pw"));
         config
     }
 

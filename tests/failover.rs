@@ -1,0 +1,89 @@
+//! A failover behind a stable address (issue 11, item 7): a replica is
+//! promoted with `REPLICAOF NO ONE` while the old primary becomes its
+//! replica, and the address (the test's proxy, as a managed service's DNS
+//! name would) now leads to the new primary. Connections opened before stay
+//! on the demoted server, which answers writes with `READONLY`: warmcache
+//! must drop them and reconnect by itself.
+
+mod support;
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use support::proxy::FaultProxy;
+use support::{RedisServer, age_record, eventually};
+use warmcache::records::{AGE_VERIFICATION, AgeVerification};
+use warmcache::{InvalidationMode, InvalidationOptions, RedisHandle, TieredCache};
+
+async fn replicaof(server: &RedisServer, primary: Option<u16>) {
+    let mut cmd = redis::cmd("REPLICAOF");
+    match primary {
+        Some(port) => cmd.arg("127.0.0.1").arg(port),
+        None => cmd.arg("NO").arg("ONE"),
+    };
+    let () = cmd
+        .query_async(&mut server.foreign().await)
+        .await
+        .expect("replicaof");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_replica_is_promoted_writes_recover_by_themselves() {
+    let a = RedisServer::start();
+    let b = RedisServer::start();
+    replicaof(&b, Some(a.port())).await;
+    let proxy = FaultProxy::start(a.port()).await;
+    let redis = RedisHandle::connect_lazy(&proxy.config()).expect("settings");
+    let cache: TieredCache<AgeVerification> = TieredCache::builder(AGE_VERIFICATION)
+        .redis(redis.clone())
+        .build()
+        .expect("cache");
+    let listener = redis.start_invalidation(InvalidationOptions::default());
+    eventually("the listener to track", || async {
+        listener.mode() == InvalidationMode::Tracking
+    })
+    .await;
+    cache
+        .insert("f1", age_record("f1", "before"))
+        .await
+        .expect("stored on A");
+
+    // The failover.
+    replicaof(&b, None).await;
+    replicaof(&a, Some(b.port())).await;
+    proxy.set_upstream(b.port());
+
+    eventually("a write to succeed again", || async {
+        cache.insert("f1", age_record("f1", "after")).await.is_ok()
+    })
+    .await;
+    let on_b: String = b
+        .foreign()
+        .await
+        .get("age_verification:f1")
+        .await
+        .expect("get");
+    assert!(on_b.contains("after"), "written on the new primary: {on_b}");
+
+    // Invalidations follow the new primary too.
+    assert_eq!(
+        cache
+            .get("f1")
+            .await
+            .expect("reads")
+            .map(|c| c.value.method.clone())
+            .as_deref(),
+        Some("after")
+    );
+    let () = b
+        .foreign()
+        .await
+        .del("age_verification:f1")
+        .await
+        .expect("del");
+    eventually("the delete on the new primary to reach L1", || async {
+        matches!(cache.get("f1").await, Ok(None))
+    })
+    .await;
+    let _ = Duration::ZERO;
+}
