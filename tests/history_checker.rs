@@ -187,7 +187,10 @@ fn a_value_nobody_wrote_is_reported() {
 fn a_source_value_is_never_stale_but_does_not_stand_in_for_a_write() {
     let mut history = clean();
     history.push(read(8_000.0, "i0", "a:1", Some(SOURCE)));
-    assert!(kinds(&history).is_empty(), "a loader may answer after an erasure");
+    assert!(
+        kinds(&history).is_empty(),
+        "a loader may answer after an erasure"
+    );
     history.push(write(9_000.0, "i1", "a:8", 30));
     history.push(read(9_500.0, "i0", "a:8", Some(SOURCE)));
     assert_eq!(kinds(&history), ["lost"]);

@@ -110,11 +110,15 @@ where
         Fut: Future<Output = Result<V, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let mut read_failed = false;
         let overwrite = match self.read_l2(id, generation).await {
             Ok(Some(entry)) => return self.unless_overtaken(id, entry),
             Ok(None) => false,
             Err(e) if loader.is_none() => return Err(NoEntry::Failed(e)),
-            Err(CacheError::L2(_)) => false,
+            Err(CacheError::L2(_)) => {
+                read_failed = true;
+                false
+            }
             Err(CacheError::Corrupt { .. }) => true,
             Err(e) => return Err(NoEntry::Failed(e)),
         };
@@ -163,6 +167,12 @@ where
             Err(e) => {
                 self.inner.counters.l2_error(L2Op::Set);
                 tracing::debug!(key, error = %e, "could not store the loaded value in redis");
+                // Redis could be read neither before nor after the load: it may
+                // hold a newer value whose push came before this fill began, so
+                // the loaded value goes to its callers but not into L1.
+                if read_failed {
+                    return Err(NoEntry::Overtaken(entry));
+                }
             }
         }
         self.unless_overtaken(id, entry)

@@ -19,6 +19,11 @@ use std::fmt;
 /// read at any time: never stale, but no stand-in for an acknowledged write.
 pub const SOURCE: u64 = 0;
 
+/// The hash of a value the loader answered with itself, live (Redis could
+/// not be used, or the key was just erased): a documented fallback that
+/// says nothing of what Redis holds, so the checker does not judge it.
+pub const FALLBACK: u64 = 2;
+
 /// What one operation did and how it ended. `Err` holds a typed error kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -32,6 +37,8 @@ pub enum Action {
     Snapshot(Result<u16, String>),
     /// Redis lost everything (restarted without persistence).
     DataLoss,
+    /// A fault was injected (for the reader of a history; not judged).
+    Fault(String),
 }
 
 /// One operation.
@@ -102,6 +109,8 @@ pub struct Report {
     pub ops_by_kind: BTreeMap<String, u64>,
     /// Failed calls by error kind.
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// The longest call.
+    pub worst_call_ms: f64,
 }
 
 fn kind_name(action: &Action) -> &'static str {
@@ -111,6 +120,7 @@ fn kind_name(action: &Action) -> &'static str {
         Action::Erase(_) => "erase",
         Action::Snapshot(_) => "snapshot",
         Action::DataLoss => "data-loss",
+        Action::Fault(_) => "fault",
     }
 }
 
@@ -151,7 +161,11 @@ pub fn check(history: &[Op], rules: &Rules) -> Report {
                 report.violation("untyped-error", vec![op.clone()]);
             }
         }
-        if op.end - op.start > rules.call_bound_ms && !matches!(op.action, Action::DataLoss) {
+        let judged = !matches!(op.action, Action::DataLoss | Action::Fault(_));
+        if judged {
+            report.worst_call_ms = report.worst_call_ms.max(op.end - op.start);
+        }
+        if judged && op.end - op.start > rules.call_bound_ms {
             report.violation("hang", vec![op.clone()]);
         }
         if let Action::Snapshot(result) = &op.action {
@@ -182,9 +196,10 @@ pub fn check(history: &[Op], rules: &Rules) -> Report {
             let Action::Read(Ok(seen)) = &read.action else {
                 continue;
             };
-            match seen {
-                Some(hash) if *hash != SOURCE => {
-                    check_value_read(&mut report, rules, read, *hash, &mutations);
+            match *seen {
+                Some(FALLBACK) => {}
+                Some(hash) if hash != SOURCE => {
+                    check_value_read(&mut report, rules, read, hash, &mutations);
                 }
                 _ => check_absent_read(&mut report, rules, read, &mutations),
             }
@@ -256,10 +271,12 @@ impl Report {
     /// The figures and every violation, for the test's output.
     pub fn summary(&self, rules: &Rules) -> String {
         let mut text = format!(
-            "operations: {:?}\nerrors by kind: {:?}\nviolations: {}\nworst staleness vs bound: {} ms / {} ms\n",
+            "operations: {:?}\nerrors by kind: {:?}\nviolations: {}\nlongest call vs bound: {:.1} ms / {} ms\nworst staleness vs bound: {} ms / {} ms\n",
             self.ops_by_kind,
             self.errors_by_kind,
             self.violations.len(),
+            self.worst_call_ms,
+            rules.call_bound_ms,
             self.worst_staleness_ms
                 .map_or_else(|| "none seen".to_owned(), |w| format!("{w:.1}")),
             rules.bound_ms
