@@ -53,7 +53,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
-use warmcache::records::{AGE_VERIFICATION, AgeVerification};
+use warmcache::records::{AGE_VERIFICATION, AgeVerification, OtherFields, RecordTime, TimeFormat};
 use warmcache::{CacheId, RedisConfig, RedisHandle, Tier, TieredCache};
 
 /// Distinct ids read in turn, in every tier.
@@ -226,10 +226,11 @@ fn verification(customer: &str) -> AgeVerification {
     AgeVerification {
         customer_id: customer.to_owned(),
         verified: true,
-        method: "id_document".to_owned(),
-        verified_at: 1_764_115_200_000,
+        method: Some("id_document".to_owned()),
+        verified_at: RecordTime::from_unix_ms(1_764_115_200_000, TimeFormat::Iso),
         date_of_birth: Some("1990-04-01".to_owned()),
         age_over: None,
+        other: OtherFields::new(),
     }
 }
 

@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::records::TimeFormat;
 use crate::redis::{InvalidationOptions, RedisConfig};
 use crate::snapshot::Mode;
 use crate::source::BigQueryConfig;
@@ -76,6 +77,8 @@ pub mod vars {
     pub const L1_GRACE_MS: &str = "WARMCACHE_L1_GRACE_MS";
     /// Upper bound of an L1 entry's life in the pub/sub fallback.
     pub const FALLBACK_L1_TTL_MS: &str = "WARMCACHE_FALLBACK_L1_TTL_MS";
+    /// How warmcache writes the times it creates in records: `iso` or `epoch_ms`.
+    pub const RECORD_TIME_FORMAT: &str = "WARMCACHE_RECORD_TIME_FORMAT";
 }
 
 /// All settings, in the order `--help` and the README show them.
@@ -217,6 +220,12 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("fallback-l1-ttl-ms"),
         default: Some("5000"),
         help: "Longest L1 life when Redis refuses CLIENT TRACKING and pub/sub invalidation is used",
+    },
+    Setting {
+        env: vars::RECORD_TIME_FORMAT,
+        flag: Some("record-time-format"),
+        default: Some("iso"),
+        help: "How new record times are written: iso (Date#toISOString) or epoch_ms (Date.now()); updates keep a record's form",
     },
     Setting {
         env: "REDIS_HOST",
@@ -362,6 +371,8 @@ pub struct Config {
     pub l1_ttl: Duration,
     /// How invalidations keep L1 coherent across instances.
     pub invalidation: InvalidationOptions,
+    /// How the times warmcache creates in records are written.
+    pub record_time_format: TimeFormat,
 }
 
 impl Config {
@@ -499,6 +510,11 @@ impl Config {
             )?),
             ..InvalidationOptions::default()
         };
+        let record_time_format = match get(vars::RECORD_TIME_FORMAT) {
+            None => TimeFormat::default(),
+            Some(v) => TimeFormat::parse(v.trim())
+                .ok_or_else(|| ConfigError::new(vars::RECORD_TIME_FORMAT, &v, "iso or epoch_ms"))?,
+        };
         let redis = RedisConfig::from_lookup(&lookup)?;
         let bigquery = match (mode, &bq_project_id) {
             (Mode::Live, Some(project)) => Some(BigQueryConfig::from_lookup(project, &lookup)?),
@@ -512,6 +528,7 @@ impl Config {
             l1_max_bytes,
             l1_ttl: Duration::from_millis(l1_ttl_ms),
             invalidation,
+            record_time_format,
             listen,
             mode,
             bq_project_id,
@@ -669,6 +686,17 @@ mod tests {
         assert_rejected(vars::LOG_FORMAT, "xml", "text or json");
         assert_rejected(vars::LISTEN, "localhost", "IP address and port");
         assert_rejected(vars::MOCK_SEED, "-1", "whole number");
+        assert_rejected(vars::RECORD_TIME_FORMAT, "unix", "iso or epoch_ms");
+    }
+
+    #[test]
+    fn record_times_default_to_iso_and_epoch_ms_is_chosen_by_name() {
+        assert_eq!(
+            parse(&[]).expect("valid").record_time_format,
+            TimeFormat::Iso
+        );
+        let epoch = parse(&[(vars::RECORD_TIME_FORMAT, "epoch_ms")]).expect("valid");
+        assert_eq!(epoch.record_time_format, TimeFormat::EpochMs);
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use support::RedisServer;
 use tokio::sync::Notify;
-use warmcache::records::{AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE};
+use warmcache::records::{
+    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, OtherFields, RecordTime, TimeFormat,
+};
 use warmcache::{
     InvalidationListener, InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, Secret,
     Tier, TieredCache,
@@ -81,10 +83,11 @@ fn record(customer: &str, method: &str) -> AgeVerification {
     AgeVerification {
         customer_id: customer.to_owned(),
         verified: true,
-        method: method.to_owned(),
-        verified_at: 1_764_115_200_000,
+        method: Some(method.to_owned()),
+        verified_at: RecordTime::from_unix_ms(1_764_115_200_000, TimeFormat::Iso),
         date_of_birth: None,
         age_over: Some(18),
+        other: OtherFields::new(),
     }
 }
 
@@ -103,7 +106,7 @@ async fn method_of(cache: &TieredCache<AgeVerification>, id: &str) -> Option<Str
         .get(id)
         .await
         .expect("reads")
-        .map(|c| c.value.method.clone())
+        .and_then(|c| c.value.method.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +255,7 @@ async fn a_load_overtaken_by_an_erasure_puts_nothing_back() {
         .await
         .expect("no panic")
         .expect("the caller still gets its value");
-    assert_eq!(loaded.value.method, "old");
+    assert_eq!(loaded.value.method.as_deref(), Some("old"));
     assert_eq!(instance.ages.l1_time_to_live("c3").await, None, "not in L1");
     let exists: bool = server
         .foreign()
@@ -418,7 +421,7 @@ async fn after_a_server_restart_nothing_from_before_is_served() {
     node_setex(&server, "age_verification:c6", &record("c6", "after"), 3600).await;
     instance.wait_mode(InvalidationMode::Tracking).await;
     eventually("the cache to read the new value", || async {
-        matches!(instance.ages.get("c6").await, Ok(Some(c)) if c.value.method == "after")
+        matches!(instance.ages.get("c6").await, Ok(Some(c)) if c.value.method.as_deref() == Some("after"))
     })
     .await;
 }

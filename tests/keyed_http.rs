@@ -170,7 +170,7 @@ async fn bad_ids_and_bodies_are_400s_with_the_json_error_shape() {
     )
     .await;
     assert_eq!(mismatch.error_code(), "id_mismatch");
-    let bad_status = json!({ "jobId": "j1", "status": "exploded", "addedAt": 1 });
+    let bad_status = json!({ "jobId": "j1", "status": 7, "addedAt": 1 });
     assert_eq!(
         send(&router, Method::PUT, "/jobs/j1", Some(bad_status))
             .await

@@ -27,12 +27,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::records::CustomerProfile;
 pub use error::ApiError;
-pub use profile::CustomerProfile;
+pub use keyed_routes::MAX_BODY_BYTES;
 
 use crate::config::{Config, ConfigError, vars};
 use crate::records::{
-    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob,
+    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob, TimeFormat,
 };
 use crate::redis::{L2Error, RedisHandle, RedisSetupError};
 use crate::refresher::{Refresher, RefresherBuilder};
@@ -65,6 +66,10 @@ pub struct KeyedCaches {
     /// Mock mode: a missing profile is generated (the loader), so the whole
     /// L1, L2, loader path runs. Otherwise a missing profile is a 404.
     pub mock_profiles: bool,
+    /// How times warmcache creates are written (`WARMCACHE_RECORD_TIME_FORMAT`):
+    /// a stamped `verifiedAt` or `updatedAt` of a new record, a mock profile.
+    /// An update of an existing record keeps the form that record uses.
+    pub time_format: TimeFormat,
 }
 
 impl KeyedCaches {
@@ -95,6 +100,7 @@ impl KeyedCaches {
                 .l1_ttl(l1_ttl)
                 .build()?,
             mock_profiles,
+            time_format: TimeFormat::default(),
         })
     }
 }
@@ -247,12 +253,13 @@ pub async fn run(
             "redis unreachable; keyed routes answer from memory and loaders, or 503, until it is back"
         ),
     }
-    let keyed = KeyedCaches::new(
+    let mut keyed = KeyedCaches::new(
         &redis,
         config.l1_max_bytes,
         config.l1_ttl,
         config.mode == Mode::Mock,
     )?;
+    keyed.time_format = config.record_time_format;
     // After the caches: the listener tracks the keyspaces registered so far.
     let invalidation = redis.start_invalidation(config.invalidation);
     let state = AppState {

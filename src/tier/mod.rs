@@ -129,6 +129,9 @@ struct Inner<V> {
     prefix: String,
     /// Upper bound of an L1 entry's life (at most the keyspace TTL).
     l1_ttl: Duration,
+    /// Heaviest entry L1 keeps ([`builder::L1_ENTRY_SHARE`] of the budget);
+    /// heavier values are served but not kept.
+    l1_max_entry_weight: u64,
     /// moka: bounded by bytes, coalesces concurrent fills of one id.
     l1: moka::future::Cache<CacheId, L1Entry<V>>,
     redis: Option<RedisHandle>,
@@ -250,7 +253,12 @@ where
             generation,
             origin: Tier::L1,
         };
-        self.inner.l1.insert(id, entry.clone()).await;
+        if self.fits_l1(&id, &entry) {
+            self.inner.l1.insert(id, entry.clone()).await;
+        } else {
+            // The old copy must not outlive the write that replaced it.
+            self.inner.l1.invalidate(&id).await;
+        }
         Ok(entry.cached(Tier::L1))
     }
 
@@ -324,6 +332,15 @@ where
         }
         self.inner.counters.l1_hit();
         Some(entry.cached(Tier::L1))
+    }
+
+    /// Whether L1 may keep `entry`; counts the values it may not.
+    fn fits_l1(&self, id: &CacheId, entry: &L1Entry<V>) -> bool {
+        let fits = builder::weight(id, entry) <= self.inner.l1_max_entry_weight;
+        if !fits {
+            self.inner.counters.l1_oversize();
+        }
+        fits
     }
 
     /// Unexpired, not invalidated since its fill began, and L1 trusted.
