@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use support::RedisServer;
+use support::{RedisServer, eventually};
 use tokio::sync::Notify;
 use warmcache::records::{
     AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, OtherFields, RecordTime, TimeFormat,
@@ -62,21 +62,6 @@ fn options() -> InvalidationOptions {
         grace: Duration::from_millis(300),
         ..InvalidationOptions::default()
     }
-}
-
-/// Polls `check` every 10 ms for up to 5 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting for {what}");
 }
 
 fn record(customer: &str, method: &str) -> AgeVerification {

@@ -5,73 +5,13 @@ mod support;
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use support::RedisServer;
-use tower::ServiceExt;
-use warmcache::service::{AppState, KeyedCaches, app};
-use warmcache::{Mode, RedisHandle, SnapshotCache};
-
-fn router(server: &RedisServer, mock_profiles: bool) -> Router {
-    let redis = RedisHandle::connect_lazy(&server.config()).expect("valid settings");
-    let keyed = KeyedCaches::new(&redis, 1 << 20, Duration::from_secs(60), mock_profiles)
-        .expect("valid caches");
-    app(AppState {
-        snapshots: SnapshotCache::new(Mode::Mock),
-        ttl: Duration::from_secs(30),
-        max_staleness: Duration::from_secs(120),
-        keyed: Some(keyed),
-    })
-}
-
-struct Answer {
-    status: StatusCode,
-    tier: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-
-    fn error_code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .expect("error code")
-            .to_owned()
-    }
-}
-
-async fn send(router: &Router, method: Method, path: &str, body: Option<Value>) -> Answer {
-    let mut request = Request::builder().method(method).uri(path);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    let response = router
-        .clone()
-        .oneshot(request.body(body).expect("request"))
-        .await
-        .expect("infallible");
-    let status = response.status();
-    let tier = response
-        .headers()
-        .get("x-warmcache-tier")
-        .map(|v| v.to_str().expect("ascii").to_owned());
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
-    Answer { status, tier, body }
-}
+use support::keyed::{router, send};
+use warmcache::service::{AppState, app};
+use warmcache::{Mode, SnapshotCache};
 
 fn age(customer: &str) -> Value {
     json!({ "customerId": customer, "verified": true, "method": "id_document", "verifiedAt": 1_764_115_200_000_i64, "ageOver": 18 })

@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bigquery;
+pub mod keyed;
 pub mod node;
 #[cfg(feature = "bigquery")]
 pub mod shop;
@@ -19,6 +20,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use warmcache::RedisConfig;
+
+/// Polls `check` every 10 ms for up to 5 s; panics naming `what` if it
+/// never holds. For events on real sockets (an invalidation push), which a
+/// test cannot await directly.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
 
 /// A `redis-server` child process.
 pub struct RedisServer {
