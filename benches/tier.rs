@@ -221,7 +221,7 @@ impl Drop for BenchRedis {
     }
 }
 
-/// A small record, as a Node service writes it (about 120 bytes of JSON).
+/// A small record (about 130 bytes of JSON, an ISO time).
 fn verification(customer: &str) -> AgeVerification {
     AgeVerification {
         customer_id: customer.to_owned(),
