@@ -6,7 +6,8 @@
 # age verifications as a Node service writes them (tests/node/scripts/
 # seed_ages.js: JSON.stringify with an ISO date, setex), then starts
 #   * warmcache (release binary, mock mode, L1 bound raised so that nothing
-#     expires during the run), and
+#     expires during the run, snapshot TTL raised so that no mock refresh,
+#     whose CPU time would count, runs during it), and
 #   * examples/bare_age_server.rs (axum + moka, loaded with the same bytes),
 # both pinned to SERVER_CPU, wrk pinned to WRK_CPU. warmcache's L1 is
 # filled by walking every id once; the measurement then requests ids at
@@ -93,7 +94,7 @@ wait_line() {
             cat "$file" >&2
             die "process $pid exited during start-up"
         }
-        found=$(grep -o "$pattern" "$file" | head -n 1 || true)
+        found=$(grep -o "$pattern" "$file" 2>/dev/null | head -n 1 || true)
         [[ -n $found ]] && break
         sleep 0.1
     done
@@ -114,7 +115,7 @@ log "redis-server on port $redis_port"
 REDIS_PORT=$redis_port node tests/node/scripts/seed_ages.js >&2
 
 "${server_pin[@]}" target/release/warmcache --mode mock --listen 127.0.0.1:0 \
-    --metrics-listen 127.0.0.1:0 --redis-port "$redis_port" --l1-ttl-ms 86400000 \
+    --metrics-listen 127.0.0.1:0 --redis-port "$redis_port" --l1-ttl-ms 86400000 --ttl-ms 86400000 \
     2>"$workdir/warmcache.log" &
 warmcache_pid=$!
 pids+=("$warmcache_pid")

@@ -15,7 +15,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody, JsonRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -52,6 +52,9 @@ fn keyed(state: &AppState) -> Result<&KeyedCaches, ApiError> {
     state.keyed.as_ref().ok_or(ApiError::KeyedCachesOff)
 }
 
+/// `x-warmcache-tier`, built once rather than parsed on every answer.
+const TIER_HEADER: HeaderName = HeaderName::from_static("x-warmcache-tier");
+
 /// The stored JSON, as it is.
 fn json_response<V>(cached: &Cached<V>) -> Response {
     let mut response = Response::new(Body::from(cached.json.clone()));
@@ -65,7 +68,7 @@ fn json_response<V>(cached: &Cached<V>) -> Response {
         Tier::L2 => "l2",
         Tier::Loader => "loader",
     };
-    headers.insert("x-warmcache-tier", HeaderValue::from_static(tier));
+    headers.insert(TIER_HEADER, HeaderValue::from_static(tier));
     response
 }
 

@@ -192,10 +192,12 @@ where
         if let Some(hit) = self.l1_get(&id).await {
             return Ok(Some(hit));
         }
-        self.fill(
+        // Boxed: the fill's state machine is kilobytes, and inline it would
+        // make every `get` future (an L1 hit's too) that big to move around.
+        Box::pin(self.fill(
             &id,
             None::<fn(CacheId) -> std::future::Ready<Result<V, CacheError>>>,
-        )
+        ))
         .await
     }
 
