@@ -167,4 +167,11 @@ mod tests {
             r#"{"2":4,"10":2,"4294967294":7,"b":1,"a":3,"01":5,"4294967295":6}"#
         );
     }
+
+    #[test]
+    fn a_lone_surrogate_is_not_readable_text() {
+        // JSON.stringify writes "\ud800" for a lone surrogate; Rust text cannot hold it.
+        let text = r#"{"customerId":"c","verified":true,"note":"\ud800"}"#;
+        assert!(serde_json::from_str::<crate::records::AgeVerification>(text).is_err());
+    }
 }
