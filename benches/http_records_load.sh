@@ -29,39 +29,16 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-CONNECTIONS=${CONNECTIONS:-64}
-THREADS=${THREADS:-1}
-SERVER_CPU=${SERVER_CPU:-0}
-WRK_CPU=${WRK_CPU:-1}
-PIN=${PIN:-1}
 COUNT=${COUNT:-10000}
 export COUNT
+LOAD_NAME=http_records_load
+# shellcheck source=benches/load_common.sh
+source benches/load_common.sh
 
-log() { echo "http_records_load: $*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
-
-if ! command -v wrk >/dev/null 2>&1; then
-    log "installing wrk"
-    apt-get update && apt-get install -y wrk
-fi
-for tool in curl node redis-server redis-cli python3; do
+for tool in node redis-server python3; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
 done
 [[ -d tests/node/node_modules/ioredis ]] || die "run: npm ci --prefix tests/node"
-
-server_pin=()
-wrk_pin=()
-if [[ $PIN == 1 ]] && command -v taskset >/dev/null 2>&1 && [[ $(nproc) -ge 2 ]]; then
-    server_pin=(taskset -c "$SERVER_CPU")
-    wrk_pin=(taskset -c "$WRK_CPU")
-else
-    log "not pinning: servers and wrk share all cores"
-fi
 
 cargo build --release --bin warmcache --example bare_age_server
 
@@ -154,34 +131,14 @@ request = function()
 end
 LUA
 
-# The server's user+system CPU time so far, in clock ticks.
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-ticks_per_second=$(getconf CLK_TCK)
 l2_hits() {
     curl -sf "$metrics" | awk '/^warmcache_requests_total\{.*cache="age_verification".*tier="l2".*result="hit"/ { print $2 }'
 }
 
-# run_wrk BASE SCRIPT DURATION: prints "rps requests"; fails on errors.
-run_wrk() {
-    local out rps requests
-    out=$("${wrk_pin[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3" --timeout 5s -s "$2" "$1")
-    if grep -q -e 'Non-2xx' -e 'Socket errors' <<<"$out"; then
-        echo "$out" >&2
-        die "$1: errors during the run"
-    fi
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-    requests=$(awk '/requests in/ { print $1 }' <<<"$out")
-    [[ -n $rps && -n $requests ]] || {
-        echo "$out" >&2
-        die "cannot read wrk's output"
-    }
-    echo "$rps $requests"
-}
-
 log "warm-up: walking all $COUNT ids, then $WARMUP of random ids, on each server"
 for base in "$warmcache" "$bare"; do
-    run_wrk "$base" "$workdir/walk.lua" 3s >/dev/null
-    run_wrk "$base" "$workdir/random.lua" "$WARMUP" >/dev/null
+    run_wrk "$base" 3s "$workdir/walk.lua" >/dev/null
+    run_wrk "$base" "$WARMUP" "$workdir/random.lua" >/dev/null
 done
 hits_before=$(l2_hits)
 [[ $hits_before == "$COUNT" ]] || die "expected $COUNT Redis reads to fill L1, saw $hits_before"
@@ -193,10 +150,9 @@ for round in $(seq "$ROUNDS"); do
     for name in bare warmcache; do
         if [[ $name == bare ]]; then base=$bare pid=$bare_pid; else base=$warmcache pid=$warmcache_pid; fi
         before=$(ticks "$pid")
-        read -r rps requests <<<"$(run_wrk "$base" "$workdir/random.lua" "$DURATION")"
+        read -r rps requests <<<"$(run_wrk "$base" "$DURATION" "$workdir/random.lua")"
         after=$(ticks "$pid")
-        cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
-            'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        cpu_us=$(cpu_us_per_request $((after - before)) "$requests")
         printf '%-10s %5s %12.0f %15s us\n' "$name" "$round" "$rps" "$cpu_us"
         rps_sum[$name]=$(awk -v a="${rps_sum[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
         cpu_sum[$name]=$(awk -v a="${cpu_sum[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')
