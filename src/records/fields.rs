@@ -46,7 +46,10 @@ pub enum RecordError {
 /// Also holds known fields whose value the type could not read (a `null`,
 /// a time that is not a time): they are kept as written unless the typed
 /// field is set, which then takes their place.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Equality compares these fields (in order), not where the typed fields
+/// stood: a record read from Redis equals one built with the same values.
+#[derive(Debug, Clone, Default)]
 pub struct OtherFields {
     /// Every field as written: `None` marks where a typed field stood.
     slots: Vec<(String, Option<Value>)>,
@@ -103,6 +106,12 @@ impl OtherFields {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl PartialEq for OtherFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
     }
 }
 
