@@ -23,34 +23,9 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-2}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-CONNECTIONS=${CONNECTIONS:-64}
-THREADS=${THREADS:-1}
-SERVER_CPU=${SERVER_CPU:-0}
-WRK_CPU=${WRK_CPU:-1}
-PIN=${PIN:-1}
-
-log() { echo "http_load: $*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
-
-if ! command -v wrk >/dev/null 2>&1; then
-    log "installing wrk"
-    apt-get update && apt-get install -y wrk
-fi
-command -v curl >/dev/null 2>&1 || die "curl is needed"
-
-server_pin=()
-wrk_pin=()
-if [[ $PIN == 1 ]] && command -v taskset >/dev/null 2>&1 && [[ $(nproc) -ge 2 ]]; then
-    server_pin=(taskset -c "$SERVER_CPU")
-    wrk_pin=(taskset -c "$WRK_CPU")
-else
-    log "not pinning: server and wrk share all cores"
-fi
+LOAD_NAME=http_load
+# shellcheck source=benches/load_common.sh
+source benches/load_common.sh
 
 cargo build --release
 
@@ -107,35 +82,11 @@ for path in /dashboard /_bench/constant; do
     log "$path: $bytes body bytes"
 done
 
-# The server's user+system CPU time so far, in clock ticks.
-server_ticks() {
-    awk '{ print $14 + $15 }' "/proc/$server_pid/stat"
-}
-ticks_per_second=$(getconf CLK_TCK)
-
 declare -A rps_sum=() cpu_sum=() runs=()
 
-# run_wrk NAME PATH DURATION: prints "rps requests"; fails on errors.
-run_wrk() {
-    local name=$1 path=$2 duration=$3 out
-    out=$("${wrk_pin[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --timeout 5s "$base$path")
-    if grep -q -e 'Non-2xx' -e 'Socket errors' <<<"$out"; then
-        echo "$out" >&2
-        die "$name: errors during the run"
-    fi
-    local rps requests
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-    requests=$(awk '/requests in/ { print $1 }' <<<"$out")
-    [[ -n $rps && -n $requests ]] || {
-        echo "$out" >&2
-        die "$name: cannot read wrk's output"
-    }
-    echo "$rps $requests"
-}
-
 log "warm-up: $WARMUP on each route"
-run_wrk constant /_bench/constant "$WARMUP" >/dev/null
-run_wrk dashboard /dashboard "$WARMUP" >/dev/null
+run_wrk "$base/_bench/constant" "$WARMUP" >/dev/null
+run_wrk "$base/dashboard" "$WARMUP" >/dev/null
 
 log "measuring: $ROUNDS rounds of constant then dashboard, $DURATION each, -t$THREADS -c$CONNECTIONS"
 printf '%-10s %5s %12s %18s\n' route round requests/s "server CPU/request"
@@ -143,12 +94,10 @@ for round in $(seq "$ROUNDS"); do
     for name in constant dashboard; do
         path=/dashboard
         [[ $name == constant ]] && path=/_bench/constant
-        before=$(server_ticks)
-        result=$(run_wrk "$name" "$path" "$DURATION")
-        read -r rps requests <<<"$result"
-        after=$(server_ticks)
-        cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
-            'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        before=$(ticks "$server_pid")
+        read -r rps requests <<<"$(run_wrk "$base$path" "$DURATION")"
+        after=$(ticks "$server_pid")
+        cpu_us=$(cpu_us_per_request $((after - before)) "$requests")
         printf '%-10s %5s %12.0f %15s us\n' "$name" "$round" "$rps" "$cpu_us"
         rps_sum[$name]=$(awk -v a="${rps_sum[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
         cpu_sum[$name]=$(awk -v a="${cpu_sum[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')

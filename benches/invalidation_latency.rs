@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use warmcache::records::{AGE_VERIFICATION, AgeVerification};
+use warmcache::records::{AGE_VERIFICATION, AgeVerification, OtherFields, RecordTime, TimeFormat};
 use warmcache::{InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, TieredCache};
 
 const CHANGES: usize = 10_000;
@@ -86,10 +86,11 @@ fn record(id: &str) -> AgeVerification {
     AgeVerification {
         customer_id: id.to_owned(),
         verified: true,
-        method: "id_document".to_owned(),
-        verified_at: 1_764_115_200_000,
+        method: Some("id_document".to_owned()),
+        verified_at: RecordTime::from_unix_ms(1_764_115_200_000, TimeFormat::Iso),
         date_of_birth: None,
         age_over: Some(18),
+        other: OtherFields::new(),
     }
 }
 

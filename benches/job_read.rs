@@ -28,22 +28,22 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
-use warmcache::records::{AgeVerification, JobStatus, ReasoningJob};
+use warmcache::records::{
+    AgeVerification, JobStatus, OtherFields, ReasoningJob, RecordTime, TimeFormat,
+};
 use warmcache::service::{AppState, KeyedCaches, app};
 use warmcache::{Mode, RedisHandle, SnapshotCache};
 
 const IDS: usize = 10_000;
 
 fn job(i: usize) -> ReasoningJob {
-    ReasoningJob {
-        job_id: format!("job-{i}"),
-        status: JobStatus::Completed,
-        result: Some(serde_json::json!({ "answer": i, "tokens": 1234 })),
-        error: None,
-        added_at: Some(1_767_225_600_000),
-        started_at: Some(1_767_225_600_005),
-        finished_at: Some(1_767_225_600_500),
-    }
+    let time = |ms| RecordTime::from_unix_ms(ms, TimeFormat::EpochMs);
+    let mut job = ReasoningJob::new(&format!("job-{i}"), JobStatus::Completed);
+    job.result = Some(serde_json::json!({ "answer": i, "tokens": 1234 }));
+    job.added_at = time(1_767_225_600_000);
+    job.started_at = time(1_767_225_600_005);
+    job.finished_at = time(1_767_225_600_500);
+    job
 }
 
 async fn get(router: &Router, path: &str) -> usize {
@@ -160,10 +160,11 @@ async fn setup(
         let age = AgeVerification {
             customer_id: format!("c-{i}"),
             verified: true,
-            method: "id_document".to_owned(),
-            verified_at: 1_767_225_600_000,
+            method: Some("id_document".to_owned()),
+            verified_at: RecordTime::from_unix_ms(1_767_225_600_000, TimeFormat::Iso),
             date_of_birth: None,
             age_over: Some(18),
+            other: OtherFields::new(),
         };
         keyed
             .ages

@@ -11,7 +11,7 @@ use std::time::Duration;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use warmcache::records::{AGE_VERIFICATION, AgeVerification};
+use warmcache::records::{AGE_VERIFICATION, AgeVerification, OtherFields, RecordTime, TimeFormat};
 use warmcache::{TieredCache, metrics};
 
 const IDS: usize = 1_000;
@@ -21,10 +21,11 @@ fn record(id: &str) -> AgeVerification {
     AgeVerification {
         customer_id: id.to_owned(),
         verified: true,
-        method: "id_document".to_owned(),
-        verified_at: 1_764_115_200_000,
+        method: Some("id_document".to_owned()),
+        verified_at: RecordTime::from_unix_ms(1_764_115_200_000, TimeFormat::Iso),
         date_of_birth: None,
         age_over: Some(18),
+        other: OtherFields::new(),
     }
 }
 

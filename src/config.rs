@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::bullmq::BullmqConfig;
+use crate::records::TimeFormat;
 use crate::redis::{InvalidationOptions, RedisConfig};
 use crate::snapshot::Mode;
 use crate::source::BigQueryConfig;
@@ -85,6 +86,8 @@ pub mod vars {
     pub const BULLMQ_PREFIX: &str = "WARMCACHE_BULLMQ_PREFIX";
     /// Whether job answers from BullMQ include the job's `data`.
     pub const BULLMQ_EXPOSE_DATA: &str = "WARMCACHE_BULLMQ_EXPOSE_DATA";
+    /// How warmcache writes the times it creates in records: `iso` or `epoch_ms`.
+    pub const RECORD_TIME_FORMAT: &str = "WARMCACHE_RECORD_TIME_FORMAT";
 }
 
 /// All settings, in the order `--help` and the README show them.
@@ -252,6 +255,12 @@ pub const SETTINGS: &[Setting] = &[
         help: "Include the job's data (the prompt, maybe personal data) in job answers: true or false",
     },
     Setting {
+        env: vars::RECORD_TIME_FORMAT,
+        flag: Some("record-time-format"),
+        default: Some("iso"),
+        help: "How new record times are written: iso (Date#toISOString) or epoch_ms (Date.now()); updates keep a record's form",
+    },
+    Setting {
         env: "REDIS_HOST",
         flag: Some("redis-host"),
         default: Some("127.0.0.1"),
@@ -415,6 +424,8 @@ pub struct Config {
     pub invalidation: InvalidationOptions,
     /// The BullMQ queue of `GET /jobs/{jobId}`; `None`: BullMQ is not read.
     pub bullmq: Option<BullmqConfig>,
+    /// How the times warmcache creates in records are written.
+    pub record_time_format: TimeFormat,
 }
 
 impl Config {
@@ -552,6 +563,11 @@ impl Config {
             )?),
             ..InvalidationOptions::default()
         };
+        let record_time_format = match get(vars::RECORD_TIME_FORMAT) {
+            None => TimeFormat::default(),
+            Some(v) => TimeFormat::parse(v.trim())
+                .ok_or_else(|| ConfigError::new(vars::RECORD_TIME_FORMAT, &v, "iso or epoch_ms"))?,
+        };
         let redis = RedisConfig::from_lookup(&lookup)?;
         let bullmq = BullmqConfig::from_lookup(&get)?;
         let bigquery = match (mode, &bq_project_id) {
@@ -567,6 +583,7 @@ impl Config {
             l1_ttl: Duration::from_millis(l1_ttl_ms),
             invalidation,
             bullmq,
+            record_time_format,
             listen,
             mode,
             bq_project_id,
@@ -724,6 +741,17 @@ mod tests {
         assert_rejected(vars::LOG_FORMAT, "xml", "text or json");
         assert_rejected(vars::LISTEN, "localhost", "IP address and port");
         assert_rejected(vars::MOCK_SEED, "-1", "whole number");
+        assert_rejected(vars::RECORD_TIME_FORMAT, "unix", "iso or epoch_ms");
+    }
+
+    #[test]
+    fn record_times_default_to_iso_and_epoch_ms_is_chosen_by_name() {
+        assert_eq!(
+            parse(&[]).expect("valid").record_time_format,
+            TimeFormat::Iso
+        );
+        let epoch = parse(&[(vars::RECORD_TIME_FORMAT, "epoch_ms")]).expect("valid");
+        assert_eq!(epoch.record_time_format, TimeFormat::EpochMs);
     }
 
     #[test]

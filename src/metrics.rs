@@ -32,6 +32,8 @@ pub const ERASURE_REPLICATION_TOTAL: &str = "warmcache_erasure_replication_total
 pub const L2_ERRORS_TOTAL: &str = "warmcache_l2_errors_total";
 /// Corrupt values found in Redis.
 pub const CORRUPT_VALUES_TOTAL: &str = "warmcache_corrupt_values_total";
+/// Values too big for L1, served but not kept.
+pub const L1_OVERSIZE_TOTAL: &str = "warmcache_l1_oversize_total";
 /// 1 while the invalidation listener is connected.
 pub const INVALIDATION_CONNECTED: &str = "warmcache_invalidation_connected";
 /// Snapshot refreshes, by result.
@@ -149,6 +151,10 @@ pub fn describe() {
     describe_counter!(
         CORRUPT_VALUES_TOTAL,
         "Values in Redis that could not be decoded (never served)."
+    );
+    describe_counter!(
+        L1_OVERSIZE_TOTAL,
+        "Values over L1's per-entry cap (1/64 of its budget): served, but not kept in process memory."
     );
     describe_gauge!(
         INVALIDATION_CONNECTED,
@@ -288,6 +294,7 @@ pub(crate) struct CacheMetrics {
     pub(crate) l2_errors_set: Counter,
     pub(crate) l2_errors_del: Counter,
     pub(crate) corrupt_values: Counter,
+    pub(crate) l1_oversize: Counter,
 }
 
 impl CacheMetrics {
@@ -307,6 +314,8 @@ impl CacheMetrics {
         corrupt_values.absolute(0);
         let invalidation_failures = counter!(INVALIDATION_FAILURES_TOTAL, "cache" => cache);
         invalidation_failures.absolute(0);
+        let l1_oversize = counter!(L1_OVERSIZE_TOTAL, "cache" => cache);
+        l1_oversize.absolute(0);
         Self {
             l1_hit: request("l1", "hit"),
             l1_miss: request("l1", "miss"),
@@ -325,6 +334,7 @@ impl CacheMetrics {
             l2_errors_set: plain(L2_ERRORS_TOTAL, "op", "set"),
             l2_errors_del: plain(L2_ERRORS_TOTAL, "op", "del"),
             corrupt_values,
+            l1_oversize,
         }
     }
 }

@@ -43,7 +43,7 @@ async fn method_of(cache: &TieredCache<AgeVerification>, id: &str) -> Option<Str
         .get(id)
         .await
         .expect("reads")
-        .map(|c| c.value.method.clone())
+        .and_then(|c| c.value.method.clone())
 }
 
 async fn tier_of(cache: &TieredCache<AgeVerification>, id: &str) -> Option<Tier> {
@@ -155,8 +155,8 @@ async fn a_put_then_a_get_is_an_l1_hit() {
     .await;
     let got = ages.get("w1").await.expect("reads").expect("present");
     assert_eq!(
-        (got.tier, got.value.method.as_str()),
-        (Tier::L1, "mine"),
+        (got.tier, got.value.method.as_deref()),
+        (Tier::L1, Some("mine")),
         "our own write did not evict itself"
     );
     assert_eq!(
@@ -209,7 +209,7 @@ async fn concurrent_inserts_leave_the_last_write_redis_applied() {
     let in_redis: AgeVerification = serde_json::from_str(&in_redis).expect("json");
     assert_eq!(
         method_of(&ages, "r1").await,
-        Some(in_redis.method),
+        in_redis.method,
         "L1 agrees with the last write Redis applied"
     );
 }
@@ -327,7 +327,7 @@ async fn reads_stay_coalesced_while_l1_is_not_trusted() {
     open.send_replace(true);
     for reader in readers {
         let got = reader.await.expect("no panic").expect("loaded");
-        assert_eq!(got.value.method, "loaded");
+        assert_eq!(got.value.method.as_deref(), Some("loaded"));
     }
     assert_eq!(
         calls.load(Ordering::SeqCst),

@@ -11,7 +11,9 @@ use axum::http::Request;
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use support::RedisServer;
 use tower::ServiceExt;
-use warmcache::records::{AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE};
+use warmcache::records::{
+    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, OtherFields, RecordTime, TimeFormat,
+};
 use warmcache::service::{AppState, app};
 use warmcache::{MockSource, Mode, RedisHandle, Refresher, SnapshotCache, TieredCache, metrics};
 
@@ -45,10 +47,11 @@ fn record(id: &str) -> AgeVerification {
     AgeVerification {
         customer_id: id.to_owned(),
         verified: true,
-        method: "id_document".to_owned(),
-        verified_at: 1,
+        method: Some("id_document".to_owned()),
+        verified_at: RecordTime::from_unix_ms(1, TimeFormat::Iso),
         date_of_birth: None,
         age_over: Some(18),
+        other: OtherFields::new(),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::http::{Method, StatusCode};
 use redis::AsyncCommands;
 use support::RedisServer;
-use support::keyed_router::{Answer, keyed_router, send};
+use support::keyed::{Answer, keyed_router, send};
 use tracing_subscriber::fmt::MakeWriter;
 use warmcache::records::CUSTOMER_PROFILE;
 use warmcache::redact::id_hash;

@@ -25,8 +25,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use support::RedisServer;
 use warmcache::records::{
-    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, JobStatus, Keyspace, REASONING_JOB,
-    ReasoningJob,
+    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, JobStatus, Keyspace, OtherFields,
+    REASONING_JOB, ReasoningJob, RecordTime, TimeFormat,
 };
 use warmcache::{
     CacheError, Cached, L2Error, RedisConfig, RedisHandle, RedisSetupError, Secret, Tier,
@@ -60,10 +60,11 @@ fn age(customer_id: &str, method: &str) -> AgeVerification {
     AgeVerification {
         customer_id: customer_id.to_owned(),
         verified: true,
-        method: method.to_owned(),
-        verified_at: 1_767_225_600_000,
+        method: Some(method.to_owned()),
+        verified_at: RecordTime::from_unix_ms(1_767_225_600_000, TimeFormat::Iso),
         date_of_birth: None,
         age_over: Some(18),
+        other: OtherFields::new(),
     }
 }
 
@@ -719,9 +720,10 @@ async fn an_acl_user_limited_to_the_three_keyspaces_works_and_secrets_stay_hidde
         status,
         result: None,
         error: None,
-        added_at: Some(1_767_225_600_000),
+        added_at: RecordTime::from_unix_ms(1_767_225_600_000, TimeFormat::Iso),
         started_at: None,
         finished_at: None,
+        other: OtherFields::new(),
     };
     exercise(
         &jobs,

@@ -4,21 +4,34 @@
 //! Each answer sends the JSON bytes as stored in Redis (an L1 hit copies
 //! nothing and serializes nothing), with `x-warmcache-tier` saying which
 //! tier answered. Ids are checked before anything reaches Redis.
+//!
+//! `PUT` bodies of age verifications and profiles take what a Node client
+//! sends: any content type, ISO or epoch times, extra fields (kept, in
+//! order), no id (the path's is added) and no time (the write's time is
+//! added, in the form the stored record uses, else the configured one). A
+//! body that is not JSON, not an object, over [`MAX_BODY_BYTES`], with an id
+//! other than the path's, or with a field of the wrong type is a 400 before
+//! anything reaches Redis.
 
-use axum::body::Body;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, JsonRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use super::profile::{CustomerProfile, mock_profile};
+use super::profile::mock_profile;
 use super::{ApiError, AppState, KeyedCaches};
-use crate::records::AgeVerification;
+use crate::records::{AgeVerification, CustomerProfile, Record, RecordTime, TimeFormat};
 use crate::tier::{Cached, Tier, TieredCache};
+
+/// Largest `PUT` body of the keyed routes, in bytes (64 KiB): records are
+/// small, and a body over it is refused (400) before it is parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -30,11 +43,15 @@ pub(super) fn router() -> Router<AppState> {
             "/customers/{customer_id}/profile",
             get(get_profile).put(put_profile),
         )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 pub(super) fn keyed(state: &AppState) -> Result<&KeyedCaches, ApiError> {
     state.keyed.as_ref().ok_or(ApiError::KeyedCachesOff)
 }
+
+/// `x-warmcache-tier`, built once rather than parsed on every answer.
+const TIER_HEADER: HeaderName = HeaderName::from_static("x-warmcache-tier");
 
 /// The stored JSON, as it is.
 pub(super) fn json_response<V>(cached: &Cached<V>) -> Response {
@@ -49,7 +66,7 @@ pub(super) fn json_response<V>(cached: &Cached<V>) -> Response {
         Tier::L2 => "l2",
         Tier::Loader => "loader",
     };
-    headers.insert("x-warmcache-tier", HeaderValue::from_static(tier));
+    headers.insert(TIER_HEADER, HeaderValue::from_static(tier));
     response
 }
 
@@ -104,14 +121,17 @@ async fn get_age(
 async fn put_age(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-    record: Result<Json<AgeVerification>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let record = body(record)?;
-    same_id(&id, &record.customer_id)?;
-    Ok(json_response(
-        &keyed(&state)?.ages.insert(&id, record).await?,
-    ))
+    let mut record: AgeVerification = record_body(body, &id)?;
+    let keyed = keyed(&state)?;
+    if record.verified_at.is_none() && record.other.get("verifiedAt").is_none() {
+        let stored = stored(&keyed.ages, &id).await;
+        let format = stored.as_ref().and_then(|r| r.verified_at.as_ref());
+        record.verified_at = Some(now_like(format, keyed.time_format));
+    }
+    Ok(json_response(&keyed.ages.insert(&id, record).await?))
 }
 
 /// The GDPR erasure path.
@@ -133,10 +153,11 @@ async fn get_profile(
     if !keyed.mock_profiles {
         return read(&keyed.profiles, "customer profile", &id).await;
     }
+    let format = keyed.time_format;
     let cached = keyed
         .profiles
         .get_or_load(&id, |id| async move {
-            Ok::<_, std::convert::Infallible>(mock_profile(&id))
+            Ok::<_, std::convert::Infallible>(mock_profile(&id, format))
         })
         .await?;
     Ok(json_response(&cached))
@@ -146,12 +167,76 @@ async fn get_profile(
 async fn put_profile(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-    profile: Result<Json<CustomerProfile>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let profile = body(profile)?;
-    same_id(&id, &profile.customer_id)?;
-    Ok(json_response(
-        &keyed(&state)?.profiles.insert(&id, profile).await?,
-    ))
+    let mut profile: CustomerProfile = record_body(body, &id)?;
+    let keyed = keyed(&state)?;
+    if profile.updated_at.is_none() && profile.other.get("updatedAt").is_none() {
+        let stored = stored(&keyed.profiles, &id).await;
+        let format = stored.as_ref().and_then(|p| p.updated_at.as_ref());
+        profile.updated_at = Some(now_like(format, keyed.time_format));
+    }
+    Ok(json_response(&keyed.profiles.insert(&id, profile).await?))
+}
+
+/// A `PUT` body as a record whose id is `id`: checked whole before any
+/// Redis call. A body without the id field gets it (last, as Node's
+/// `{ ...body, customerId }` puts it).
+fn record_body<R: Record>(body: Result<Bytes, BytesRejection>, id: &str) -> Result<R, ApiError> {
+    let bytes = body.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+            ApiError::InvalidBody(format!("the body is over {MAX_BODY_BYTES} bytes"))
+        }
+        other => ApiError::InvalidBody(other.body_text()),
+    })?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::InvalidBody(format!("the body is not JSON: {e}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(ApiError::InvalidBody(
+            "the body must be a JSON object".to_owned(),
+        ));
+    };
+    match object.get(R::ID.name) {
+        None => {
+            object.insert(R::ID.name.to_owned(), Value::String(id.to_owned()));
+        }
+        Some(Value::String(body_id)) => same_id(id, body_id)?,
+        Some(_) => {
+            return Err(ApiError::InvalidBody(format!(
+                "field `{}` is not {}",
+                R::ID.name,
+                R::ID.expected
+            )));
+        }
+    }
+    let record =
+        R::deserialize(Value::Object(object)).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+    match record.unreadable_field() {
+        Some(field) => Err(ApiError::InvalidBody(format!(
+            "field `{}` is not {}",
+            field.name, field.expected
+        ))),
+        None => Ok(record),
+    }
+}
+
+/// The record stored under `id`, if it can be read. Only the form of its
+/// time depends on it, so a failed read is no reason to refuse the write
+/// (which reports Redis trouble itself).
+async fn stored<V>(cache: &TieredCache<V>, id: &str) -> Option<std::sync::Arc<V>>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    cache
+        .get(id)
+        .await
+        .ok()
+        .flatten()
+        .map(|cached| cached.value)
+}
+
+/// The time of a write, in the form of `existing` if there is one.
+fn now_like(existing: Option<&RecordTime>, default: TimeFormat) -> RecordTime {
+    RecordTime::now(existing.map_or(default, RecordTime::format))
 }

@@ -29,14 +29,15 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::records::CustomerProfile;
 pub use error::ApiError;
-pub use profile::CustomerProfile;
+pub use keyed_routes::MAX_BODY_BYTES;
 
 use crate::bullmq::{BullmqJobs, FollowerOptions};
 use crate::config::{Config, ConfigError, vars};
 use crate::metrics::JobReadMetrics;
 use crate::records::{
-    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob,
+    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob, TimeFormat,
 };
 use crate::redis::{L2Error, RedisHandle, RedisSetupError};
 use crate::refresher::{Refresher, RefresherBuilder};
@@ -72,6 +73,10 @@ pub struct KeyedCaches {
     /// BullMQ's records, read when `reasoning_job` has no record of a job.
     pub bullmq: Option<BullmqJobs>,
     job_reads: Arc<JobReadMetrics>,
+    /// How times warmcache creates are written (`WARMCACHE_RECORD_TIME_FORMAT`):
+    /// a stamped `verifiedAt` or `updatedAt` of a new record, a mock profile.
+    /// An update of an existing record keeps the form that record uses.
+    pub time_format: TimeFormat,
 }
 
 impl KeyedCaches {
@@ -104,6 +109,7 @@ impl KeyedCaches {
             mock_profiles,
             bullmq: None,
             job_reads: Arc::new(JobReadMetrics::register()),
+            time_format: TimeFormat::default(),
         })
     }
 
@@ -276,6 +282,7 @@ pub async fn run(
         tracing::info!(queue = %bullmq.queue, prefix = %bullmq.prefix, "job status also from BullMQ");
         keyed = keyed.with_bullmq(jobs);
     }
+    keyed.time_format = config.record_time_format;
     // After the caches: the listener tracks the keyspaces registered so far.
     let invalidation = redis.start_invalidation(config.invalidation);
     let state = AppState {

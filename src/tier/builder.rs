@@ -21,6 +21,17 @@ use crate::tier::id::CacheId;
 pub const DEFAULT_L1_MAX_BYTES: u64 = 32 * 1024 * 1024;
 /// Default upper bound of an L1 entry's life.
 pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
+/// L1 keeps no entry heavier than this fraction (1/64) of its budget: a
+/// value that big would evict many others and thrash the cache. Such values
+/// are served (from Redis) but not kept, and counted
+/// (`warmcache_l1_oversize_total`).
+pub(super) const L1_ENTRY_SHARE: u64 = 64;
+
+/// What an entry costs L1: its JSON twice (once as text, once decoded),
+/// its key, and a fixed overhead.
+pub(super) fn weight<V>(id: &CacheId, entry: &L1Entry<V>) -> u64 {
+    (id.as_str().len() + 2 * entry.json.len() + 96) as u64
+}
 
 /// Builds a [`TieredCache`]. See [`TieredCache::builder`].
 #[must_use]
@@ -48,6 +59,7 @@ where
 
     /// L1 budget in bytes (default 32 MiB). An entry weighs its JSON twice
     /// (once as text, once decoded) plus its key; 0 keeps nothing in L1.
+    /// An entry heavier than 1/64 of the budget is served but not kept.
     pub fn l1_max_bytes(mut self, bytes: u64) -> Self {
         self.l1_max_bytes = bytes;
         self
@@ -98,8 +110,7 @@ where
             .name(name)
             .max_capacity(self.l1_max_bytes)
             .weigher(|id: &CacheId, entry: &L1Entry<V>| {
-                let bytes = id.as_str().len() + 2 * entry.json.len() + 96;
-                u32::try_from(bytes).unwrap_or(u32::MAX)
+                u32::try_from(weight(id, entry)).unwrap_or(u32::MAX)
             })
             .expire_after(EntryDeadline)
             .build();
@@ -108,6 +119,7 @@ where
             keyspace: self.keyspace,
             prefix: format!("{name}:"),
             l1_ttl: self.l1_ttl.min(self.keyspace.ttl),
+            l1_max_entry_weight: self.l1_max_bytes / L1_ENTRY_SHARE,
             l1,
             redis: self.redis,
             hub,

@@ -41,6 +41,8 @@ enum NoEntry<V> {
     Failed(CacheError),
     /// An invalidation of the id happened while the fill ran.
     Overtaken(L1Entry<V>),
+    /// Too big for L1: served to every caller of this fill, kept nowhere.
+    Oversize(L1Entry<V>),
 }
 
 impl<V> TieredCache<V>
@@ -65,7 +67,12 @@ where
             let generation = self.inner.stripes.generation(id.as_str());
             let init = async {
                 ran_here.store(true, Ordering::Relaxed);
-                self.fill_once(id, loader.take(), generation).await
+                let entry = self.fill_once(id, loader.take(), generation).await?;
+                if self.fits_l1(id, &entry) {
+                    Ok(entry)
+                } else {
+                    Err(NoEntry::Oversize(entry))
+                }
             };
             let outcome = self.inner.l1.try_get_with(id.clone(), init).await;
             let ran_here = ran_here.load(Ordering::Relaxed);
@@ -85,14 +92,21 @@ where
                     NoEntry::Overtaken(entry) if ran_here => {
                         return Ok(Some(entry.cached(entry.origin)));
                     }
-                    NoEntry::Overtaken(_) => {}
+                    NoEntry::Oversize(entry)
+                        if ran_here || self.is_servable(id, entry, Instant::now()) =>
+                    {
+                        return Ok(Some(entry.cached(entry.origin)));
+                    }
+                    NoEntry::Overtaken(_) | NoEntry::Oversize(_) => {}
                 },
             }
         }
         // Invalidations keep overtaking: answer without L1.
         let generation = self.inner.stripes.generation(id.as_str());
         match self.fill_once(id, loader.take(), generation).await {
-            Ok(entry) | Err(NoEntry::Overtaken(entry)) => Ok(Some(entry.cached(entry.origin))),
+            Ok(entry) | Err(NoEntry::Overtaken(entry) | NoEntry::Oversize(entry)) => {
+                Ok(Some(entry.cached(entry.origin)))
+            }
             Err(NoEntry::Absent) => Ok(None),
             Err(NoEntry::Failed(e)) => Err(e),
         }
@@ -265,8 +279,10 @@ fn fresh_for_joiner<V>(entry: &L1Entry<V>, generation: u64, joined_at: Instant) 
         && entry.expires_at > Instant::now()
 }
 
+/// The JSON text `JSON.stringify` would write for `value` (numbers and key
+/// order as V8 writes them), which is what goes to Redis.
 pub(super) fn encode<V: Serialize>(value: &V) -> Result<Bytes, CacheError> {
-    serde_json::to_vec(value)
+    crate::records::js_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|e| CacheError::Encode(Arc::new(e)))
 }

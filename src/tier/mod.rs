@@ -143,6 +143,9 @@ struct Inner<V> {
     prefix: String,
     /// Upper bound of an L1 entry's life (at most the keyspace TTL).
     l1_ttl: Duration,
+    /// Heaviest entry L1 keeps ([`builder::L1_ENTRY_SHARE`] of the budget);
+    /// heavier values are served but not kept.
+    l1_max_entry_weight: u64,
     /// moka: bounded by bytes, coalesces concurrent fills of one id.
     l1: moka::future::Cache<CacheId, L1Entry<V>>,
     redis: Option<RedisHandle>,
@@ -203,10 +206,12 @@ where
         if let Some(hit) = self.l1_get(&id).await {
             return Ok(Some(hit));
         }
-        self.fill(
+        // Boxed: the fill's state machine is kilobytes, and inline it would
+        // make every `get` future (an L1 hit's too) that big to move around.
+        Box::pin(self.fill(
             &id,
             None::<fn(CacheId) -> std::future::Ready<Result<V, CacheError>>>,
-        )
+        ))
         .await
     }
 
@@ -277,12 +282,17 @@ where
             fetched_at: now,
             origin: Tier::L1,
         };
-        // Install only if nothing touched the id since the write was sent:
-        // otherwise a later write may have reached Redis after this one.
-        if self.inner.stripes.advance(id.as_str(), generation) {
+        // Install only if nothing touched the id since the write was sent
+        // (otherwise a later write may have reached Redis after this one),
+        // and only if it fits L1 (else the old copy must not outlive the
+        // write that replaced it).
+        let advanced = self.inner.stripes.advance(id.as_str(), generation);
+        if advanced && self.fits_l1(&id, &entry) {
             self.inner.l1.insert(id, entry.clone()).await;
         } else {
-            self.inner.stripes.bump(id.as_str());
+            if !advanced {
+                self.inner.stripes.bump(id.as_str());
+            }
             self.inner.l1.invalidate(&id).await;
         }
         Ok(entry.cached(Tier::L1))
@@ -395,6 +405,15 @@ where
         }
         self.inner.counters.l1_hit();
         Some(entry.cached(Tier::L1))
+    }
+
+    /// Whether L1 may keep `entry`; counts the values it may not.
+    fn fits_l1(&self, id: &CacheId, entry: &L1Entry<V>) -> bool {
+        let fits = builder::weight(id, entry) <= self.inner.l1_max_entry_weight;
+        if !fits {
+            self.inner.counters.l1_oversize();
+        }
+        fits
     }
 
     /// Unexpired, not invalidated since its fill began, and L1 trusted.

@@ -26,6 +26,7 @@ pub(crate) struct Counters {
     load_errors: AtomicU64,
     l2_errors: AtomicU64,
     corrupt_values: AtomicU64,
+    l1_oversize: AtomicU64,
     invalidations: AtomicU64,
     invalidation_failures: AtomicU64,
     erasures_replicated: AtomicU64,
@@ -51,6 +52,8 @@ pub struct CacheStats {
     pub l2_errors: u64,
     /// Values in Redis that could not be decoded.
     pub corrupt_values: u64,
+    /// Values served but not kept in L1, being over its per-entry cap.
+    pub l1_oversize: u64,
     /// `invalidate` calls (for the age-verification keyspace: erasures).
     pub invalidations: u64,
     /// `invalidate` calls that Redis did not confirm.
@@ -78,6 +81,7 @@ impl Counters {
             load_errors: AtomicU64::new(0),
             l2_errors: AtomicU64::new(0),
             corrupt_values: AtomicU64::new(0),
+            l1_oversize: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             invalidation_failures: AtomicU64::new(0),
             erasures_replicated: AtomicU64::new(0),
@@ -138,6 +142,11 @@ impl Counters {
         self.metrics.corrupt_values.increment(1);
     }
 
+    pub(crate) fn l1_oversize(&self) {
+        bump(&self.l1_oversize);
+        self.metrics.l1_oversize.increment(1);
+    }
+
     pub(crate) fn invalidation_local(&self) {
         bump(&self.invalidations);
         self.metrics.invalidations_local.increment(1);
@@ -174,6 +183,7 @@ impl Counters {
             load_errors: get(&self.load_errors),
             l2_errors: get(&self.l2_errors),
             corrupt_values: get(&self.corrupt_values),
+            l1_oversize: get(&self.l1_oversize),
             invalidations: get(&self.invalidations),
             invalidation_failures: get(&self.invalidation_failures),
             erasures_replicated: get(&self.erasures_replicated),

@@ -10,7 +10,7 @@
 pub mod bigquery;
 pub mod bullmq;
 pub mod history;
-pub mod keyed_router;
+pub mod keyed;
 pub mod node;
 pub mod proxy;
 #[cfg(feature = "bigquery")]
@@ -22,23 +22,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use warmcache::records::AgeVerification;
+use warmcache::records::{AgeVerification, OtherFields, RecordTime, TimeFormat};
 use warmcache::{RedisConfig, Secret};
 
-/// A `redis-server` child process.
-pub struct RedisServer {
-    port: u16,
-    dir: PathBuf,
-    args: Vec<String>,
-    child: Option<Child>,
-}
-
 /// Polls `check` every 10 ms for up to 5 s; panics naming `what` if it
-/// never holds. A bounded wait for an effect, not a timing assertion.
+/// never holds. For events on real sockets (an invalidation push), which a
+/// test cannot await directly.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     for _ in 0..500 {
         if check().await {
@@ -49,15 +42,24 @@ where
     panic!("gave up waiting for {what}");
 }
 
+/// A `redis-server` child process.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
 /// An age-verification record whose `method` tells versions apart.
 pub fn age_record(customer: &str, method: &str) -> AgeVerification {
     AgeVerification {
         customer_id: customer.to_owned(),
         verified: true,
-        method: method.to_owned(),
-        verified_at: 1_764_115_200_000,
+        method: Some(method.to_owned()),
+        verified_at: RecordTime::from_unix_ms(1_764_115_200_000, TimeFormat::Iso),
         date_of_birth: None,
         age_over: Some(18),
+        other: OtherFields::new(),
     }
 }
 

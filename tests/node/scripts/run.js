@@ -3,8 +3,9 @@
 //
 //   node run.js '<async body>'   (env REDIS_PORT, optional REDIS_DB)
 //
-// The body sees `redis` (an ioredis client) and `out(value)`, which prints
-// one JSON line to stdout. The process exits 0 when the body resolves, 1
+// The body sees `redis` (an ioredis client), `out(value)`, which prints
+// one JSON line to stdout, and `require` (this package's modules, e.g.
+// `require('./fleet')`, `require('node:assert')`). The process exits 0 when the body resolves, 1
 // with the error on stderr when it throws.
 'use strict';
 const Redis = require('ioredis');
@@ -19,9 +20,9 @@ async function main() {
   });
   await redis.connect();
   const out = (value) => process.stdout.write(JSON.stringify(value) + '\n');
-  const body = new Function('redis', 'out', `return (async () => { ${process.argv[2]} })();`);
+  const body = new Function('redis', 'out', 'require', `return (async () => { ${process.argv[2]} })();`);
   try {
-    await body(redis, out);
+    await body(redis, out, require);
   } finally {
     redis.disconnect();
   }

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# HTTP load comparison: GET /age-verification/{id} L1 hits of warmcache
+# against a bare axum + moka server holding the same bytes.
+#
+# Starts its own redis-server on a free loopback port, seeds it with COUNT
+# age verifications as a Node service writes them (tests/node/scripts/
+# seed_ages.js: JSON.stringify with an ISO date, setex), then starts
+#   * warmcache (release binary, mock mode, L1 bound raised so that nothing
+#     expires during the run, snapshot TTL raised so that no mock refresh,
+#     whose CPU time would count, runs during it), and
+#   * examples/bare_age_server.rs (axum + moka, loaded with the same bytes),
+# both pinned to SERVER_CPU, wrk pinned to WRK_CPU. warmcache's L1 is
+# filled by walking every id once; the measurement then requests ids at
+# random (wrk Lua script), alternating the two servers round by round, and
+# prints requests/s and each server's CPU time per request (user + system
+# from /proc). warmcache's Redis hit counter is checked before and after:
+# every measured request must have been an L1 hit.
+#
+# Goals (issue 9): warmcache CPU/request <= 1.15x bare, requests/s >= 0.9x.
+# By hand only (CI only builds benches). Needs node and tests/node installed
+# (npm ci --prefix tests/node), redis-server, wrk (installed if missing).
+#
+# Settings (environment): ROUNDS (3), DURATION (10s), WARMUP (2s),
+# CONNECTIONS (64), THREADS (1), SERVER_CPU (0), WRK_CPU (1), PIN (1),
+# COUNT (10000).
+set -euo pipefail
+shopt -s inherit_errexit
+
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+COUNT=${COUNT:-10000}
+export COUNT
+LOAD_NAME=http_records_load
+# shellcheck source=benches/load_common.sh
+source benches/load_common.sh
+
+for tool in node redis-server python3; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
+done
+[[ -d tests/node/node_modules/ioredis ]] || die "run: npm ci --prefix tests/node"
+
+cargo build --release --bin warmcache --example bare_age_server
+
+workdir=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_line FILE PATTERN PID: prints the first match of PATTERN in FILE.
+wait_line() {
+    local file=$1 pattern=$2 pid=$3 found=""
+    for _ in $(seq 300); do
+        kill -0 "$pid" 2>/dev/null || {
+            cat "$file" >&2
+            die "process $pid exited during start-up"
+        }
+        found=$(grep -o "$pattern" "$file" 2>/dev/null | head -n 1 || true)
+        [[ -n $found ]] && break
+        sleep 0.1
+    done
+    [[ -n $found ]] || {
+        cat "$file" >&2
+        die "no '$pattern' within 30 s"
+    }
+    echo "$found"
+}
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$workdir" --logfile "$workdir/redis.log" --daemonize no &
+pids+=($!)
+wait_line "$workdir/redis.log" 'Ready to accept connections' "${pids[-1]}" >/dev/null
+log "redis-server on port $redis_port"
+
+REDIS_PORT=$redis_port node tests/node/scripts/seed_ages.js >&2
+
+"${server_pin[@]}" target/release/warmcache --mode mock --listen 127.0.0.1:0 \
+    --metrics-listen 127.0.0.1:0 --redis-port "$redis_port" --l1-ttl-ms 86400000 --ttl-ms 86400000 \
+    2>"$workdir/warmcache.log" &
+warmcache_pid=$!
+pids+=("$warmcache_pid")
+warmcache=$(wait_line "$workdir/warmcache.log" 'listening on http://127\.0\.0\.1:[0-9]*' "$warmcache_pid")
+warmcache=${warmcache#listening on }
+metrics=$(wait_line "$workdir/warmcache.log" 'metrics on http://127\.0\.0\.1:[0-9]*' "$warmcache_pid")
+metrics="${metrics#metrics on }/metrics"
+
+REDIS_PORT=$redis_port BARE_LISTEN=127.0.0.1:0 "${server_pin[@]}" \
+    target/release/examples/bare_age_server 2>"$workdir/bare.log" &
+bare_pid=$!
+pids+=("$bare_pid")
+bare=$(wait_line "$workdir/bare.log" 'listening on http://127\.0\.0\.1:[0-9]*' "$bare_pid")
+bare=${bare#listening on }
+log "warmcache $warmcache (pid $warmcache_pid), bare $bare (pid $bare_pid)"
+
+for id in c1 c2 "c$COUNT"; do
+    a=$(curl -sf "$warmcache/age-verification/$id") || die "warmcache: no $id"
+    b=$(curl -sf "$bare/age-verification/$id") || die "bare: no $id"
+    [[ $a == "$b" ]] || die "$id differs: warmcache $a, bare $b"
+done
+log "same bytes on both, e.g. $(curl -sf "$bare/age-verification/c1")"
+
+cat >"$workdir/walk.lua" <<'LUA'
+local count, i = tonumber(os.getenv("COUNT")), 0
+request = function()
+  i = i % count + 1
+  return wrk.format("GET", "/age-verification/c" .. i)
+end
+LUA
+cat >"$workdir/random.lua" <<'LUA'
+local count = tonumber(os.getenv("COUNT"))
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/age-verification/c" .. math.random(1, count))
+end
+LUA
+
+l2_hits() {
+    curl -sf "$metrics" | awk '/^warmcache_requests_total\{.*cache="age_verification".*tier="l2".*result="hit"/ { print $2 }'
+}
+
+log "warm-up: walking all $COUNT ids, then $WARMUP of random ids, on each server"
+for base in "$warmcache" "$bare"; do
+    run_wrk "$base" 3s "$workdir/walk.lua" >/dev/null
+    run_wrk "$base" "$WARMUP" "$workdir/random.lua" >/dev/null
+done
+hits_before=$(l2_hits)
+[[ $hits_before == "$COUNT" ]] || die "expected $COUNT Redis reads to fill L1, saw $hits_before"
+
+declare -A rps_sum=() cpu_sum=()
+log "measuring: $ROUNDS rounds of bare then warmcache, $DURATION each, -t$THREADS -c$CONNECTIONS, random ids"
+printf '%-10s %5s %12s %18s\n' server round requests/s "server CPU/request"
+for round in $(seq "$ROUNDS"); do
+    for name in bare warmcache; do
+        if [[ $name == bare ]]; then base=$bare pid=$bare_pid; else base=$warmcache pid=$warmcache_pid; fi
+        before=$(ticks "$pid")
+        read -r rps requests <<<"$(run_wrk "$base" "$DURATION" "$workdir/random.lua")"
+        after=$(ticks "$pid")
+        cpu_us=$(cpu_us_per_request $((after - before)) "$requests")
+        printf '%-10s %5s %12.0f %15s us\n' "$name" "$round" "$rps" "$cpu_us"
+        rps_sum[$name]=$(awk -v a="${rps_sum[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
+        cpu_sum[$name]=$(awk -v a="${cpu_sum[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')
+    done
+done
+hits_after=$(l2_hits)
+[[ $hits_after == "$hits_before" ]] || die "warmcache read Redis during the run ($hits_before -> $hits_after): not all L1 hits"
+
+mean() { awk -v s="$1" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }'; }
+bare_rps=$(mean "${rps_sum[bare]}")
+warm_rps=$(mean "${rps_sum[warmcache]}")
+bare_cpu=$(mean "${cpu_sum[bare]}")
+warm_cpu=$(mean "${cpu_sum[warmcache]}")
+echo
+printf 'bare       mean requests/s: %10.0f   server CPU/request: %s us\n' "$bare_rps" "$bare_cpu"
+printf 'warmcache  mean requests/s: %10.0f   server CPU/request: %s us\n' "$warm_rps" "$warm_cpu"
+echo "ratio warmcache/bare: requests/s $(awk -v w="$warm_rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", w / b }') (goal >= 0.9)," \
+    "server CPU/request $(awk -v w="$warm_cpu" -v b="$bare_cpu" 'BEGIN { printf "%.3f", w / b }') (goal <= 1.15)"
+echo "all $((hits_after)) Redis reads were the warm-up's: every measured request was an L1 hit"

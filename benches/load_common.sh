@@ -1,0 +1,63 @@
+# Shared by the HTTP load scripts (http_load.sh, http_records_load.sh):
+# settings, wrk, CPU pinning, the server CPU clock and one wrk run.
+# Source it after setting LOAD_NAME (the prefix of log lines).
+#
+# Settings (environment): DURATION (10s), WARMUP (2s), CONNECTIONS (64),
+# THREADS (1), SERVER_CPU (0), WRK_CPU (1), PIN (1; 0 = no taskset).
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-1}
+SERVER_CPU=${SERVER_CPU:-0}
+WRK_CPU=${WRK_CPU:-1}
+PIN=${PIN:-1}
+
+log() { echo "$LOAD_NAME: $*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk"
+    apt-get update && apt-get install -y wrk
+fi
+command -v curl >/dev/null 2>&1 || die "curl is needed"
+
+# On a small machine the servers and wrk share the cores: pin each.
+server_pin=()
+wrk_pin=()
+if [[ $PIN == 1 ]] && command -v taskset >/dev/null 2>&1 && [[ $(nproc) -ge 2 ]]; then
+    server_pin=(taskset -c "$SERVER_CPU")
+    wrk_pin=(taskset -c "$WRK_CPU")
+else
+    log "not pinning: the servers and wrk share all cores"
+fi
+
+# ticks PID: the process's user+system CPU time so far, in clock ticks.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks_per_second=$(getconf CLK_TCK)
+
+# run_wrk URL DURATION [LUA_SCRIPT]: prints "rps requests"; fails on errors.
+run_wrk() {
+    local url=$1 duration=$2 script=() out rps requests
+    [[ -n ${3:-} ]] && script=(-s "$3")
+    out=$("${wrk_pin[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --timeout 5s "${script[@]}" "$url")
+    if grep -q -e 'Non-2xx' -e 'Socket errors' <<<"$out"; then
+        echo "$out" >&2
+        die "$url: errors during the run"
+    fi
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+    requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+    [[ -n $rps && -n $requests ]] || {
+        echo "$out" >&2
+        die "$url: cannot read wrk's output"
+    }
+    echo "$rps $requests"
+}
+
+# cpu_us_per_request TICKS REQUESTS: server CPU time per request, in µs.
+cpu_us_per_request() {
+    awk -v t="$1" -v hz="$ticks_per_second" -v n="$2" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
+}

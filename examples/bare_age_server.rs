@@ -1,0 +1,67 @@
+//! The baseline of `benches/http_records_load.sh`: a bare axum + moka
+//! server of `GET /age-verification/{id}` holding the same bytes as
+//! warmcache's L1.
+//!
+//! At start it reads every `age_verification:*` key of the Redis on
+//! `127.0.0.1:$REDIS_PORT` into a `moka::future::Cache<String, Bytes>`,
+//! then answers from it alone: no id check, no tiers, no coherence, no
+//! metrics. It prints `listening on http://ADDR` on stderr once loaded.
+//!
+//! `REDIS_PORT=6380 BARE_LISTEN=127.0.0.1:0 cargo run --release --example bare_age_server`
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use moka::future::Cache;
+
+const PREFIX: &str = "age_verification:";
+
+async fn age(State(cache): State<Cache<String, Bytes>>, Path(id): Path<String>) -> Response {
+    match cache.get(&id).await {
+        Some(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let port: u16 = std::env::var("REDIS_PORT")?.parse()?;
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+        let mut redis = client.get_multiplexed_async_connection().await?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{PREFIX}*"))
+            .query_async(&mut redis)
+            .await?;
+        let cache: Cache<String, Bytes> = Cache::builder()
+            .max_capacity(256 << 20)
+            .weigher(|id: &String, json: &Bytes| {
+                u32::try_from(id.len() + json.len()).unwrap_or(u32::MAX)
+            })
+            .build();
+        for key in &keys {
+            let json: Vec<u8> = redis::cmd("GET").arg(key).query_async(&mut redis).await?;
+            cache
+                .insert(key[PREFIX.len()..].to_owned(), Bytes::from(json))
+                .await;
+        }
+        let listen: SocketAddr = std::env::var("BARE_LISTEN")
+            .unwrap_or_else(|_| "127.0.0.1:0".to_owned())
+            .parse()?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        eprintln!("loaded {} records", keys.len());
+        eprintln!("listening on http://{}", listener.local_addr()?);
+        let app = Router::new()
+            .route("/age-verification/{id}", get(age))
+            .with_state(cache);
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
