@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bigquery;
+pub mod cluster;
 pub mod node;
 pub mod proxy;
 #[cfg(feature = "bigquery")]
@@ -189,6 +190,11 @@ impl RedisServer {
             .get_multiplexed_async_connection()
             .await
             .expect("foreign client connects")
+    }
+
+    /// Whether it runs (not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.

@@ -1,0 +1,281 @@
+//! Redis Cluster mode (issue 13) against a real cluster of 3 primaries and
+//! 3 replicas ([`support::cluster`]): two warmcache instances and a foreign
+//! client (`redis-cli -c`). Changes on every primary reach both L1s; a
+//! killed primary is replaced and reads, writes and invalidations recover by
+//! themselves; an erasure made during the failover stays final; a migrated
+//! slot serves no stale read.
+//!
+//! Real sockets, so the real clock: waits are bounded polls that fail with a
+//! message; the recovery time is printed (it is reported, not asserted).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use support::cluster::{RedisCluster, cli};
+use warmcache::records::{AGE_VERIFICATION, AgeVerification};
+use warmcache::{
+    InvalidationListener, InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, Tier,
+    TieredCache,
+};
+
+/// One warmcache instance on the cluster.
+struct Instance {
+    ages: TieredCache<AgeVerification>,
+    listener: InvalidationListener,
+}
+
+impl Instance {
+    async fn start(config: &RedisConfig) -> Self {
+        let redis = RedisHandle::connect_lazy(config).expect("valid settings");
+        let ages = TieredCache::builder(AGE_VERIFICATION)
+            .redis(redis.clone())
+            .build()
+            .expect("cache");
+        let listener = redis.start_invalidation(InvalidationOptions {
+            grace: Duration::from_millis(300),
+            ..InvalidationOptions::default()
+        });
+        let instance = Self { ages, listener };
+        eventually("the listener to track every primary", || async {
+            instance.listener.mode() == InvalidationMode::Tracking && instance.listener.l1_trusted()
+        })
+        .await;
+        instance
+    }
+
+    /// Waits until a read of `id` returns `method` from L1.
+    async fn cached(&self, id: &str, method: &str) {
+        eventually(&format!("{id} = {method} served from L1"), || async {
+            matches!(self.ages.get(id).await, Ok(Some(c)) if c.tier == Tier::L1 && c.value.method == method)
+        })
+        .await;
+    }
+
+    /// Waits until reads of `id` return `method` (`None`: absent).
+    async fn reads(&self, id: &str, method: Option<&str>) {
+        eventually(&format!("{id} to read {method:?}"), || async {
+            match self.ages.get(id).await {
+                Ok(found) => found.map(|c| c.value.method.clone()).as_deref() == method,
+                Err(_) => false,
+            }
+        })
+        .await;
+    }
+}
+
+/// Like `support::eventually`, with a bound long enough for a failover.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn record(customer: &str, method: &str) -> AgeVerification {
+    AgeVerification {
+        customer_id: customer.to_owned(),
+        verified: true,
+        method: method.to_owned(),
+        verified_at: 1_764_115_200_000,
+        date_of_birth: None,
+        age_over: Some(18),
+    }
+}
+
+fn key(id: &str) -> String {
+    format!("age_verification:{id}")
+}
+
+/// The foreign writer's `SET key json EX 600`.
+fn foreign_set(cluster: &RedisCluster, id: &str, method: &str) {
+    let json = serde_json::to_string(&record(id, method)).expect("json");
+    let reply = cluster.foreign(&["SET", &key(id), &json, "EX", "600"]);
+    assert_eq!(reply, "OK");
+}
+
+/// An id whose key lives on the primary `port`.
+fn id_on(cluster: &RedisCluster, port: u16, tag: &str) -> String {
+    (0..)
+        .map(|i| format!("{tag}{i}"))
+        .find(|id| cluster.primary_of(&key(id)) == port)
+        .expect("some id lands there")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_every_primary_reach_both_l1s() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (
+        Instance::start(&cluster.config()).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let ids: Vec<String> = (0..12).map(|i| format!("c{i}")).collect();
+    let owners: BTreeSet<u16> = ids.iter().map(|id| cluster.primary_of(&key(id))).collect();
+    assert_eq!(owners.len(), 3, "the keys spread over the three primaries");
+
+    for id in &ids {
+        foreign_set(&cluster, id, "v1");
+    }
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.cached(id, "v1").await;
+        }
+    }
+    for id in &ids {
+        foreign_set(&cluster, id, "v2");
+    }
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.reads(id, Some("v2")).await;
+        }
+    }
+    for id in &ids {
+        assert_eq!(cluster.foreign(&["DEL", &key(id)]), "1");
+    }
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.reads(id, None).await;
+        }
+    }
+
+    // warmcache's own writes and erasures, on any primary, reach the other.
+    for id in &ids {
+        a.ages.insert(id, record(id, "mine")).await.expect("insert");
+    }
+    for id in &ids {
+        b.reads(id, Some("mine")).await;
+    }
+    let erased = &ids[0];
+    b.cached(erased, "mine").await;
+    a.ages.erase(erased).await.expect("erase");
+    b.reads(erased, None).await;
+    let tombstone = format!("warmcache:erased:{{{}}}", key(erased));
+    assert_eq!(cluster.slot(&tombstone), cluster.slot(&key(erased)));
+    assert_eq!(cluster.foreign(&["EXISTS", &tombstone]), "1");
+    assert_eq!(cluster.foreign(&["EXISTS", &key(erased)]), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
+    let mut cluster = RedisCluster::start();
+    let (a, b) = (
+        Instance::start(&cluster.config()).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let victim = cluster.primary_of(&key("seed"));
+    let (id, erased) = (id_on(&cluster, victim, "w"), id_on(&cluster, victim, "e"));
+    let elsewhere = cluster
+        .primaries()
+        .into_iter()
+        .find(|(_, port, _)| *port != victim)
+        .map(|(_, port, _)| id_on(&cluster, port, "o"))
+        .expect("another primary");
+    for i in [&id, &erased, &elsewhere] {
+        a.ages.insert(i, record(i, "before")).await.expect("insert");
+        b.cached(i, "before").await;
+    }
+
+    // Traffic on the other primaries goes on while the victim dies.
+    let traffic = {
+        let ages = a.ages.clone();
+        let elsewhere = elsewhere.clone();
+        tokio::spawn(async move {
+            let mut ok = 0_u32;
+            for _ in 0..200 {
+                ok += u32::from(ages.get(&elsewhere).await.is_ok());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            ok
+        })
+    };
+    let killed_at = Instant::now();
+    cluster.kill(victim);
+
+    // The erasure is retried until a primary takes it (the promoted replica).
+    eventually("the erasure to be taken", || async {
+        a.ages.erase(&erased).await.is_ok()
+    })
+    .await;
+    eventually("a write to the failed-over slot", || async {
+        a.ages.insert(&id, record(&id, "after")).await.is_ok()
+    })
+    .await;
+    println!(
+        "cluster failover: kill to first successful write {} ms",
+        killed_at.elapsed().as_millis()
+    );
+    assert!(traffic.await.expect("traffic task") > 0);
+    cluster.wait_healthy();
+
+    // The erasure is final on the new primary, in both L1s, and against a
+    // loader that still has the old value.
+    assert_eq!(cluster.foreign(&["EXISTS", &key(&erased)]), "0");
+    for instance in [&a, &b] {
+        instance.reads(&erased, None).await;
+        let loaded = instance
+            .ages
+            .get_or_load(&erased, |_| async {
+                Ok::<_, std::io::Error>(record(&erased, "before"))
+            })
+            .await
+            .expect("loader answers");
+        assert_eq!(loaded.tier, Tier::Loader);
+    }
+    assert_eq!(
+        cluster.foreign(&["EXISTS", &key(&erased)]),
+        "0",
+        "not written back"
+    );
+
+    // Invalidations come from the new primary: both L1s follow it.
+    b.reads(&id, Some("after")).await;
+    a.cached(&id, "after").await;
+    b.cached(&id, "after").await;
+    foreign_set(&cluster, &id, "foreign");
+    a.reads(&id, Some("foreign")).await;
+    b.reads(&id, Some("foreign")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrated_slot_serves_no_stale_read() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (
+        Instance::start(&cluster.config()).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let id = "migrating";
+    let from = cluster.primary_of(&key(id));
+    let to = cluster
+        .primaries()
+        .into_iter()
+        .map(|(_, port, _)| port)
+        .find(|port| *port != from)
+        .expect("another primary");
+    foreign_set(&cluster, id, "v1");
+    a.cached(id, "v1").await;
+    b.cached(id, "v1").await;
+
+    cluster.migrate_slot(cluster.slot(&key(id)), from, to);
+    assert_eq!(cluster.primary_of(&key(id)), to);
+    assert!(
+        cli(to, &["GET", &key(id)]).contains("v1"),
+        "the key moved with its slot"
+    );
+
+    // A foreign change on the new owner reaches both L1s.
+    foreign_set(&cluster, id, "v2");
+    a.reads(id, Some("v2")).await;
+    b.reads(id, Some("v2")).await;
+    a.cached(id, "v2").await;
+    b.cached(id, "v2").await;
+    // warmcache's own write follows the slot too, and reaches the other.
+    a.ages.insert(id, record(id, "v3")).await.expect("insert");
+    assert!(cli(to, &["GET", &key(id)]).contains("v3"));
+    b.reads(id, Some("v3")).await;
+}
