@@ -48,7 +48,8 @@ impl Instance {
     /// Waits until a read of `id` returns `method` from L1.
     async fn cached(&self, id: &str, method: &str) {
         eventually(&format!("{id} = {method} served from L1"), || async {
-            matches!(self.ages.get(id).await, Ok(Some(c)) if c.tier == Tier::L1 && c.value.method == method)
+            let got = self.ages.get(id).await;
+            matches!(got, Ok(Some(c)) if c.tier == Tier::L1 && c.value.method == method)
         })
         .await;
     }
@@ -111,8 +112,12 @@ fn id_on(cluster: &RedisCluster, port: u16, tag: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_on_every_primary_reach_both_l1s() {
     let cluster = RedisCluster::start();
+    // A's erasures wait for the replica of the key's primary.
+    let mut waiting = cluster.config();
+    waiting.erasure_replicas = 1;
+    waiting.erasure_wait = Duration::from_secs(2);
     let (a, b) = (
-        Instance::start(&cluster.config()).await,
+        Instance::start(&waiting).await,
         Instance::start(&cluster.config()).await,
     );
     let ids: Vec<String> = (0..12).map(|i| format!("c{i}")).collect();
@@ -153,7 +158,11 @@ async fn changes_on_every_primary_reach_both_l1s() {
     }
     let erased = &ids[0];
     b.cached(erased, "mine").await;
-    a.ages.erase(erased).await.expect("erase");
+    let erasure = a.ages.erase(erased).await.expect("erase");
+    assert_eq!(
+        erasure.replicas_confirmed, 1,
+        "WAIT ran on the key's primary"
+    );
     b.reads(erased, None).await;
     let tombstone = format!("warmcache:erased:{{{}}}", key(erased));
     assert_eq!(cluster.slot(&tombstone), cluster.slot(&key(erased)));
@@ -278,4 +287,80 @@ async fn a_migrated_slot_serves_no_stale_read() {
     a.ages.insert(id, record(id, "v3")).await.expect("insert");
     assert!(cli(to, &["GET", &key(id)]).contains("v3"));
     b.reads(id, Some("v3")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_moves_tracking_to_the_promoted_replica() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (
+        Instance::start(&cluster.config()).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let id = "handover";
+    let old = cluster.primary_of(&key(id));
+    let new = cluster.replica_of(old);
+    foreign_set(&cluster, id, "v1");
+    a.cached(id, "v1").await;
+    b.cached(id, "v1").await;
+
+    // The old primary stays up (as a replica): its tracking connection
+    // keeps answering PINGs, so only the topology shows the change.
+    assert_eq!(cli(new, &["CLUSTER", "FAILOVER"]), "OK");
+    eventually("the replica to take over", || async {
+        cluster.primary_of(&key(id)) == new
+    })
+    .await;
+    cluster.wait_healthy();
+    assert_eq!(
+        cli(
+            new,
+            &[
+                "SET",
+                &key(id),
+                &serde_json::to_string(&record(id, "v2")).expect("json"),
+                "EX",
+                "600"
+            ]
+        ),
+        "OK"
+    );
+    a.reads(id, Some("v2")).await;
+    b.reads(id, Some("v2")).await;
+    a.cached(id, "v2").await;
+    b.cached(id, "v2").await;
+    assert_eq!(cli(new, &["DEL", &key(id)]), "1");
+    a.reads(id, None).await;
+    b.reads(id, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_moved_to_a_new_node_is_tracked_there() {
+    let mut cluster = RedisCluster::start();
+    let (a, b) = (
+        Instance::start(&cluster.config()).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let id = "newcomer";
+    foreign_set(&cluster, id, "v1");
+    a.cached(id, "v1").await;
+    b.cached(id, "v1").await;
+
+    // A node joins and takes the key's slot: no instance tracked it before.
+    let joined = cluster.add_primary();
+    let from = cluster.primary_of(&key(id));
+    cluster.migrate_slot(cluster.slot(&key(id)), from, joined);
+    cluster.wait_healthy();
+    assert_eq!(cluster.primary_of(&key(id)), joined);
+    assert!(
+        cli(joined, &["GET", &key(id)]).contains("v1"),
+        "moved with its slot"
+    );
+    for instance in [&a, &b] {
+        instance.cached(id, "v1").await;
+    }
+    foreign_set(&cluster, id, "v2");
+    a.reads(id, Some("v2")).await;
+    b.reads(id, Some("v2")).await;
+    a.cached(id, "v2").await;
+    b.cached(id, "v2").await;
 }

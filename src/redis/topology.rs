@@ -67,16 +67,12 @@ pub(super) async fn run_cluster(
         };
         let (topology, mut sessions) = match connected {
             Ok(Ok(found)) => found,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "cannot track every cluster primary yet; retrying");
-                let Some(next) = wait(&cancel, backoff).await else {
-                    return;
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
                 };
-                backoff = next;
-                continue;
-            }
-            Err(_) => {
-                tracing::debug!("timed out tracking the cluster primaries; retrying");
+                tracing::debug!(why, "cannot track every cluster primary yet; retrying");
                 let Some(next) = wait(&cancel, backoff).await else {
                     return;
                 };

@@ -11,6 +11,9 @@ use warmcache::RedisConfig;
 
 use super::RedisServer;
 
+/// A primary as `CLUSTER NODES` shows it: node id, port, slot ranges.
+pub type Primary = (String, u16, Vec<(u16, u16)>);
+
 /// Six `redis-server --cluster-enabled yes` processes, joined.
 pub struct RedisCluster {
     /// Every node; primaries and replicas as the cluster decides.
@@ -32,7 +35,14 @@ pub fn cli(port: u16, args: &[&str]) -> String {
         "redis-cli {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    let reply = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    // redis-cli exits 0 on an error reply: look at the reply itself.
+    let first = reply.split_whitespace().next().unwrap_or_default();
+    assert!(
+        !(first.ends_with("ERR") || first == "(error)"),
+        "redis-cli {args:?} answered {reply}"
+    );
+    reply
 }
 
 impl RedisCluster {
@@ -40,21 +50,7 @@ impl RedisCluster {
     /// returns once every node reports `cluster_state:ok` and every replica
     /// is in sync.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "1000",
-                    // Any replica may take over, however long it was cut off.
-                    "--cluster-replica-validity-factor",
-                    "0",
-                ])
-            })
-            .collect();
+        let nodes: Vec<RedisServer> = (0..6).map(|_| start_node()).collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
@@ -88,7 +84,7 @@ impl RedisCluster {
                 info.contains("cluster_state:ok")
                     && (replication.contains("role:master")
                         || replication.contains("master_link_status:up"))
-            }) && self.primaries().len() == 3;
+            }) && self.primaries().len() >= 3;
             if ok {
                 return;
             }
@@ -141,7 +137,7 @@ impl RedisCluster {
     }
 
     /// `(node id, port, slot ranges)` of each primary, as a live node sees it.
-    pub fn primaries(&self) -> Vec<(String, u16, Vec<(u16, u16)>)> {
+    pub fn primaries(&self) -> Vec<Primary> {
         cli(self.seed(), &["CLUSTER", "NODES"])
             .lines()
             .filter(|line| line.contains("master") && !line.contains("fail"))
@@ -171,6 +167,37 @@ impl RedisCluster {
             .expect("a primary serves the slot")
     }
 
+    /// Starts a seventh node and has it join as a primary without slots;
+    /// returns its port once a live node lists it.
+    pub fn add_primary(&mut self) -> u16 {
+        let node = start_node();
+        let port = node.port();
+        let seed = self.seed().to_string();
+        cli(port, &["CLUSTER", "MEET", "127.0.0.1", &seed]);
+        self.nodes.push(node);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.live_ports().iter().all(|&p| {
+            let nodes = cli(p, &["CLUSTER", "NODES"]);
+            nodes.lines().count() == self.nodes.len() && !nodes.contains("handshake")
+        }) || !cli(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+        {
+            assert!(Instant::now() < deadline, "the new node did not join");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        port
+    }
+
+    /// The port of a replica of the primary on `primary`.
+    pub fn replica_of(&self, primary: u16) -> u16 {
+        let id = cli(primary, &["CLUSTER", "MYID"]);
+        cli(self.seed(), &["CLUSTER", "NODES"])
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() > 3 && f[2].contains("slave") && f[3] == id)
+            .and_then(|f| f[1].split(['@', ':']).nth(1)?.parse().ok())
+            .expect("the primary has a replica")
+    }
+
     /// Kills the node on `port` (SIGKILL).
     pub fn kill(&mut self, port: u16) {
         if let Some(node) = self.nodes.iter_mut().find(|n| n.port() == port) {
@@ -195,8 +222,26 @@ impl RedisCluster {
             args.extend(keys);
             cli(from, &args);
         }
-        for (_, port, _) in self.primaries() {
+        let mut primaries: Vec<u16> = self.primaries().iter().map(|(_, p, _)| *p).collect();
+        primaries.push(to);
+        primaries.dedup();
+        for port in primaries {
             cli(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
         }
     }
+}
+
+/// One `redis-server --cluster-enabled yes` with a 1 s node timeout.
+fn start_node() -> RedisServer {
+    RedisServer::start_with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "1000",
+        // Any replica may take over, however long it was cut off.
+        "--cluster-replica-validity-factor",
+        "0",
+    ])
 }
