@@ -38,7 +38,7 @@ const IDS: usize = 10_000;
 
 fn job(i: usize) -> ReasoningJob {
     let time = |ms| RecordTime::from_unix_ms(ms, TimeFormat::EpochMs);
-    let mut job = ReasoningJob::new(&format!("job-{i}"), JobStatus::Completed);
+    let mut job = ReasoningJob::new(format!("job-{i}"), JobStatus::Completed);
     job.result = Some(serde_json::json!({ "answer": i, "tokens": 1234 }));
     job.added_at = time(1_767_225_600_000);
     job.started_at = time(1_767_225_600_005);

@@ -332,6 +332,18 @@ pub const SETTINGS: &[Setting] = &[
         default: Some("100"),
         help: "How long an erasure waits for those replicas before it reports a shortfall (1 to 60000 ms)",
     },
+    Setting {
+        env: "REDIS_MODE",
+        flag: Some("redis-mode"),
+        default: Some("standalone"),
+        help: "standalone (one server) or cluster (a Redis Cluster; REDIS_HOST:REDIS_PORT is a seed node)",
+    },
+    Setting {
+        env: "REDIS_CLUSTER_NODES",
+        flag: Some("redis-cluster-nodes"),
+        default: None,
+        help: "More cluster seed nodes, comma-separated host:port (cluster mode)",
+    },
 ];
 
 const MAX_TTL_MS: u64 = 86_400_000;

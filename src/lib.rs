@@ -51,7 +51,8 @@ pub use config::{Config, ConfigError, LogFormat, RefreshConfig, SETTINGS, Settin
 pub use data::SnapshotData;
 pub use redis::{
     Erasure, INVALIDATION_CHANNEL, InvalidationListener, InvalidationMode, InvalidationOptions,
-    L2Error, PUSH_CAPACITY, RedisConfig, RedisHandle, RedisSetupError, Secret, TOMBSTONE_PREFIX,
+    L2Error, PUSH_CAPACITY, RedisConfig, RedisHandle, RedisMode, RedisSetupError, Secret,
+    TOMBSTONE_PREFIX,
 };
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
 pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};

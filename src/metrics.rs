@@ -36,6 +36,12 @@ pub const CORRUPT_VALUES_TOTAL: &str = "warmcache_corrupt_values_total";
 pub const L1_OVERSIZE_TOTAL: &str = "warmcache_l1_oversize_total";
 /// 1 while the invalidation listener is connected.
 pub const INVALIDATION_CONNECTED: &str = "warmcache_invalidation_connected";
+/// Cluster mode: primaries in the cluster's topology.
+pub const CLUSTER_PRIMARIES: &str = "warmcache_redis_cluster_primaries";
+/// Cluster mode: primaries whose tracking session is in place.
+pub const CLUSTER_TRACKED_PRIMARIES: &str = "warmcache_redis_cluster_tracked_primaries";
+/// Cluster mode: topology changes seen by the invalidation listener.
+pub const CLUSTER_TOPOLOGY_CHANGES_TOTAL: &str = "warmcache_redis_cluster_topology_changes_total";
 /// Snapshot refreshes, by result.
 pub const SNAPSHOT_REFRESH_TOTAL: &str = "warmcache_snapshot_refresh_total";
 /// Snapshot refresh duration.
@@ -159,6 +165,18 @@ pub fn describe() {
     describe_gauge!(
         INVALIDATION_CONNECTED,
         "1 while the invalidation listener is connected to Redis, else 0."
+    );
+    describe_gauge!(
+        CLUSTER_PRIMARIES,
+        "Cluster mode: primaries in the topology last tracked."
+    );
+    describe_gauge!(
+        CLUSTER_TRACKED_PRIMARIES,
+        "Cluster mode: primaries tracked now (L1 is trusted only while this equals warmcache_redis_cluster_primaries)."
+    );
+    describe_counter!(
+        CLUSTER_TOPOLOGY_CHANGES_TOTAL,
+        "Cluster mode: topology changes (failover, node added or removed, slot migrated) the listener followed."
     );
     describe_counter!(
         SNAPSHOT_REFRESH_TOTAL,
@@ -485,5 +503,36 @@ impl BullmqMetrics {
             .position(|&name| name == event)
             .unwrap_or(BULLMQ_EVENT_NAMES.len() - 1);
         &self.events[index]
+    }
+}
+
+/// The cluster listener's gauges: counts, never per-node labels.
+pub(crate) struct ClusterGauges {
+    primaries: Gauge,
+    tracked: Gauge,
+    topology_changes: Counter,
+}
+
+impl ClusterGauges {
+    pub(crate) fn new() -> Self {
+        let topology_changes = counter!(CLUSTER_TOPOLOGY_CHANGES_TOTAL);
+        topology_changes.increment(0);
+        Self {
+            primaries: gauge!(CLUSTER_PRIMARIES),
+            tracked: gauge!(CLUSTER_TRACKED_PRIMARIES),
+            topology_changes,
+        }
+    }
+
+    pub(crate) fn primaries(&self, n: usize) {
+        self.primaries.set(n as f64);
+    }
+
+    pub(crate) fn tracked(&self, n: usize) {
+        self.tracked.set(n as f64);
+    }
+
+    pub(crate) fn topology_changed(&self) {
+        self.topology_changes.increment(1);
     }
 }

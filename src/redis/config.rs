@@ -63,6 +63,22 @@ pub struct RedisConfig {
     pub erasure_replicas: u32,
     /// How long an erasure waits for them (`WARMCACHE_ERASURE_WAIT_MS`, default 100 ms).
     pub erasure_wait: Duration,
+    /// One server, or a Redis Cluster (`REDIS_MODE`, default `standalone`).
+    pub mode: RedisMode,
+    /// More seed nodes of a cluster besides `host:port`
+    /// (`REDIS_CLUSTER_NODES`, comma-separated `host:port`).
+    pub cluster_nodes: Vec<(String, u16)>,
+}
+
+/// How warmcache reaches Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RedisMode {
+    /// One server (or a managed service behind one address).
+    #[default]
+    Standalone,
+    /// A Redis Cluster: `REDIS_HOST:REDIS_PORT` and `REDIS_CLUSTER_NODES`
+    /// are seeds; commands follow `MOVED`/`ASK`, and every primary is tracked.
+    Cluster,
 }
 
 impl RedisConfig {
@@ -81,7 +97,24 @@ impl RedisConfig {
             tombstone_ttl: Duration::from_secs(60),
             erasure_replicas: 0,
             erasure_wait: Duration::from_millis(100),
+            mode: RedisMode::Standalone,
+            cluster_nodes: Vec::new(),
         }
+    }
+
+    /// A Redis Cluster reached through the seed node `127.0.0.1:port`.
+    pub fn local_cluster(port: u16) -> Self {
+        Self {
+            mode: RedisMode::Cluster,
+            ..Self::local(port)
+        }
+    }
+
+    /// Every seed node: `host:port` first, then `REDIS_CLUSTER_NODES`.
+    pub fn seeds(&self) -> Vec<(String, u16)> {
+        std::iter::once((self.host.clone(), self.port))
+            .chain(self.cluster_nodes.iter().cloned())
+            .collect()
     }
 
     /// Reads the `REDIS_*` variables through `lookup`; empty values count as unset.
@@ -183,6 +216,35 @@ impl RedisConfig {
             1,
             60_000,
         )?);
+        if let Some(mode) = get("REDIS_MODE") {
+            config.mode = match mode.trim().to_ascii_lowercase().as_str() {
+                "standalone" => RedisMode::Standalone,
+                "cluster" => RedisMode::Cluster,
+                _ => {
+                    return Err(ConfigError::new(
+                        "REDIS_MODE",
+                        mode,
+                        "standalone or cluster",
+                    ));
+                }
+            };
+        }
+        if let Some(nodes) = get("REDIS_CLUSTER_NODES") {
+            config.cluster_nodes = parse_nodes(&nodes).ok_or_else(|| {
+                ConfigError::new(
+                    "REDIS_CLUSTER_NODES",
+                    &nodes,
+                    "a comma-separated list of host:port",
+                )
+            })?;
+        }
+        if config.mode == RedisMode::Cluster && config.db != 0 {
+            return Err(ConfigError::new(
+                "REDIS_DB",
+                config.db.to_string(),
+                "0 with REDIS_MODE=cluster (a Redis Cluster has only database 0)",
+            ));
+        }
         Ok(config)
     }
 
@@ -194,6 +256,21 @@ impl RedisConfig {
             format!("{}:{}", self.host, self.port)
         }
     }
+}
+
+/// `host:port,host:port`; `None` if any entry is malformed.
+fn parse_nodes(list: &str) -> Option<Vec<(String, u16)>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (host, port) = entry.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+            let bad = |c: char| c.is_whitespace() || c == '/' || c == '@';
+            (!host.is_empty() && !host.contains(bad)).then(|| (host.to_owned(), port))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -243,10 +320,37 @@ mod tests {
             ("REDIS_USE_TLS", "maybe"),
             ("REDIS_TIMEOUT_MS", "0"),
             ("REDIS_HOST", "user@host"),
+            ("REDIS_MODE", "sharded"),
+            ("REDIS_CLUSTER_NODES", "a:1,b"),
+            ("REDIS_CLUSTER_NODES", "a:0"),
         ] {
             let err = parse(&[(name, value)]).expect_err("rejected");
             assert_eq!((err.name, err.value.as_str()), (name, value));
         }
+    }
+
+    #[test]
+    fn cluster_mode_takes_seed_nodes_and_refuses_a_database_other_than_0() {
+        let config = parse(&[
+            ("REDIS_MODE", "Cluster"),
+            ("REDIS_HOST", "10.0.0.1"),
+            ("REDIS_PORT", "7000"),
+            ("REDIS_CLUSTER_NODES", "10.0.0.2:7001, [::1]:7002"),
+        ])
+        .expect("valid");
+        assert_eq!(config.mode, RedisMode::Cluster);
+        assert_eq!(
+            config.seeds(),
+            vec![
+                ("10.0.0.1".to_owned(), 7000),
+                ("10.0.0.2".to_owned(), 7001),
+                ("::1".to_owned(), 7002)
+            ]
+        );
+        let err = parse(&[("REDIS_MODE", "cluster"), ("REDIS_DB", "2")]).expect_err("refused");
+        assert_eq!((err.name, err.value.as_str()), ("REDIS_DB", "2"));
+        assert!(err.to_string().contains("cluster"), "{err}");
+        assert_eq!(parse(&[("REDIS_DB", "2")]).expect("standalone").db, 2);
     }
 
     #[test]

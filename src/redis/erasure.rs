@@ -15,6 +15,11 @@
 //! connection, after the script): with `erasure_replicas > 0` an erasure the
 //! primary acknowledged is also on that many replicas before `erase`
 //! returns, or the shortfall is reported ([`Erasure`]) and counted.
+//!
+//! In cluster mode the tombstone is `warmcache:erased:{<key>}`, on the
+//! record key's slot (one script may only touch one slot), and the pipeline
+//! of the script and `WAIT` goes to that slot's primary, so `WAIT` counts the
+//! replicas of the primary that took the erasure.
 
 use std::time::Duration;
 
@@ -42,6 +47,8 @@ pub(crate) struct ErasureSettings {
     tombstone_ttl: Duration,
     replicas: u32,
     wait: Duration,
+    /// Cluster mode: tombstones are hash-tagged to their record's slot.
+    cluster: bool,
 }
 
 impl ErasureSettings {
@@ -50,6 +57,7 @@ impl ErasureSettings {
             tombstone_ttl: config.tombstone_ttl,
             replicas: config.erasure_replicas,
             wait: config.erasure_wait,
+            cluster: config.mode == super::RedisMode::Cluster,
         }
     }
 }
@@ -86,7 +94,7 @@ impl RedisHandle {
     /// configured replicas.
     pub(crate) async fn erase(&self, key: &str) -> Result<Erasure, L2Error> {
         let settings = self.inner.erasure;
-        let tombstone = format!("{TOMBSTONE_PREFIX}{key}");
+        let tombstone = super::cluster::tombstone_key(key, settings.cluster);
         let tombstone_ms = settings.tombstone_ttl.as_millis().max(1) as u64;
         let wait_ms = settings.wait.as_millis() as u64;
         let (tombstone, replicas) = (tombstone.as_str(), settings.replicas);
@@ -125,7 +133,7 @@ impl RedisHandle {
         overwrite: bool,
     ) -> Result<WriteBack, L2Error> {
         let seconds = ttl.as_secs().max(1);
-        let tombstone = format!("{TOMBSTONE_PREFIX}{key}");
+        let tombstone = super::cluster::tombstone_key(key, self.inner.erasure.cluster);
         let tombstone = tombstone.as_str();
         let reply: Value = self
             .write(|mut c| async move {

@@ -214,6 +214,12 @@ impl Hub {
         true
     }
 
+    /// Ends the lease at once (the cluster's topology changed: a primary
+    /// may not be tracked yet).
+    pub(crate) fn withdraw(&self) {
+        self.lease_until_ns.store(0, Ordering::Release);
+    }
+
     /// Whether L1 entries may be served now (`now` on tokio's clock): one
     /// atomic load.
     pub(crate) fn l1_trusted(&self, now: Instant) -> bool {

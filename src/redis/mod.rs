@@ -12,12 +12,18 @@
 //! failover) or redirects (`MOVED`) makes the handle replace its main
 //! connection and the listener reconnect, so no connection stays on a
 //! demoted primary; `LOADING` is retried a bounded number of times.
+//!
+//! With `REDIS_MODE=cluster` ([`cluster`]) every operation goes through a
+//! Redis Cluster connection instead (it follows `MOVED`/`ASK`), and the
+//! listener tracks every primary ([`topology`]).
 
 mod breaker;
+mod cluster;
 mod config;
 mod erasure;
 mod error;
 pub(crate) mod hub;
+mod topology;
 mod tracking;
 
 use std::future::Future;
@@ -34,7 +40,7 @@ use ::redis::{
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-pub use config::{RedisConfig, Secret};
+pub use config::{RedisConfig, RedisMode, Secret};
 pub(crate) use erasure::WriteBack;
 pub use erasure::{Erasure, TOMBSTONE_PREFIX};
 pub use error::L2Error;
@@ -92,6 +98,8 @@ struct Inner {
     listener_clients: ListenerClients,
     /// Erasure settings (tombstone life, replicas to wait for).
     erasure: erasure::ErasureSettings,
+    /// In cluster mode, the connection every operation goes through.
+    cluster: Option<::redis::cluster_async::ClusterConnection>,
     /// The caches built on this handle, and whether their L1 is trusted.
     hub: Arc<Hub>,
     op_timeout: Duration,
@@ -152,7 +160,19 @@ impl RedisHandle {
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let tracking_client =
-            make_client(info.set_redis_settings(resp3), root_cert).map_err(client_error)?;
+            make_client(info.set_redis_settings(resp3.clone()), root_cert.clone())
+                .map_err(client_error)?;
+        let cluster = match config.mode {
+            RedisMode::Standalone => None,
+            RedisMode::Cluster => {
+                let connection = cluster::data_connection(config, scheme, root_cert.clone())
+                    .map_err(client_error)?;
+                Some(cluster::ClusterClients {
+                    connection,
+                    nodes: cluster::NodeClients::new(scheme, resp3, root_cert),
+                })
+            }
+        };
 
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
@@ -173,9 +193,11 @@ impl RedisHandle {
                 client,
                 manager_config,
                 breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN),
+                cluster: cluster.as_ref().map(|c| c.connection.clone()),
                 listener_clients: ListenerClients {
                     resp3: tracking_client,
                     resp2: resp2_client,
+                    cluster,
                 },
                 erasure: erasure::ErasureSettings::from_config(config),
                 hub: Hub::new(),
@@ -230,7 +252,8 @@ impl RedisHandle {
         self.inner.breaker.is_open()
     }
 
-    /// The underlying connection (shared), for commands this handle does not wrap.
+    /// The underlying connection (shared), for commands this handle does not
+    /// wrap. In cluster mode it reaches the seed node only.
     pub fn connection(&self) -> ConnectionManager {
         self.inner.manager.load().manager.clone()
     }
@@ -362,9 +385,13 @@ impl RedisHandle {
                 return Err(L2Error::Unavailable);
             };
             let main = self.inner.manager.load_full();
-            let conn = match write.then(|| self.inner.hub.write_connection()).flatten() {
-                Some(tracking) => Conn::Tracking(tracking),
-                None => Conn::Main(main.manager.clone()),
+            let conn = match (
+                write.then(|| self.inner.hub.write_connection()).flatten(),
+                &self.inner.cluster,
+            ) {
+                (Some(tracking), _) => Conn::Tracking(tracking),
+                (None, Some(cluster)) => Conn::Cluster(cluster.clone()),
+                (None, None) => Conn::Main(main.manager.clone()),
             };
             let outcome = tokio::time::timeout(timeout, op(conn)).await;
             let error = match outcome {
@@ -437,6 +464,8 @@ pub(crate) enum Conn {
     Main(ConnectionManager),
     /// The listener's tracking connection (`NOLOOP`).
     Tracking(MultiplexedConnection),
+    /// A Redis Cluster connection (routes by key, follows redirects).
+    Cluster(::redis::cluster_async::ClusterConnection),
 }
 
 impl ConnectionLike for Conn {
@@ -444,6 +473,7 @@ impl ConnectionLike for Conn {
         match self {
             Self::Main(c) => c.req_packed_command(cmd),
             Self::Tracking(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -456,6 +486,7 @@ impl ConnectionLike for Conn {
         match self {
             Self::Main(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Tracking(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -463,6 +494,7 @@ impl ConnectionLike for Conn {
         match self {
             Self::Main(c) => c.get_db(),
             Self::Tracking(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
         }
     }
 }

@@ -113,6 +113,8 @@ pub struct InvalidationListener {
 pub(crate) struct ListenerClients {
     pub(crate) resp3: Client,
     pub(crate) resp2: Client,
+    /// In cluster mode: every primary is tracked ([`super::topology`]).
+    pub(crate) cluster: Option<super::cluster::ClusterClients>,
 }
 
 impl InvalidationListener {
@@ -123,7 +125,15 @@ impl InvalidationListener {
     ) -> Self {
         let cancel = CancellationToken::new();
         hub.set_listening(options.fallback_l1_ttl);
-        let task = tokio::spawn(run(clients, Arc::clone(&hub), options, cancel.clone()));
+        let task = match clients.cluster {
+            Some(cluster) => tokio::spawn(super::topology::run_cluster(
+                cluster,
+                Arc::clone(&hub),
+                options,
+                cancel.clone(),
+            )),
+            None => tokio::spawn(run(clients, Arc::clone(&hub), options, cancel.clone())),
+        };
         Self {
             hub,
             task: Some(task),
@@ -251,11 +261,23 @@ impl Feed {
 }
 
 /// One connected session.
-struct Session {
-    mode: InvalidationMode,
+pub(super) struct Session {
+    pub(super) mode: InvalidationMode,
     feed: Feed,
     /// When tracking (or the subscription) was requested.
-    since: Instant,
+    pub(super) since: Instant,
+}
+
+impl Session {
+    /// The connection, when it tracks with `NOLOOP`.
+    pub(super) fn tracking_connection(&self) -> Option<MultiplexedConnection> {
+        match (&self.mode, &self.feed) {
+            (InvalidationMode::Tracking, Feed::Resp3 { connection, .. }) => {
+                Some(connection.clone())
+            }
+            _ => None,
+        }
+    }
 }
 
 async fn run(
@@ -328,16 +350,11 @@ async fn run(
         if !hub.renew(session.since, options.grace, epoch) {
             continue;
         }
-        let writes = match (&session.mode, &session.feed) {
-            (InvalidationMode::Tracking, Feed::Resp3 { connection, .. }) => {
-                Some(connection.clone())
-            }
-            _ => None,
-        };
-        hub.connected(session.mode, writes);
+        hub.connected(session.mode, session.tracking_connection());
         tracing::info!(mode = ?session.mode, prefixes = ?prefixes, "invalidation listener connected");
 
-        let lost = listen(&hub, &mut session, options, epoch, &cancel).await;
+        let renew = |sent| hub.renew(sent, options.grace, epoch);
+        let lost = listen(&hub, &mut session, options, epoch, &cancel, &renew).await;
         hub.disconnected();
         match lost {
             Lost::Cancelled => return,
@@ -354,7 +371,7 @@ async fn run(
 }
 
 /// Sleeps `backoff` (or stops on cancel) and returns the next backoff.
-async fn wait(cancel: &CancellationToken, backoff: Duration) -> Option<Duration> {
+pub(super) async fn wait(cancel: &CancellationToken, backoff: Duration) -> Option<Duration> {
     tokio::select! {
         () = cancel.cancelled() => None,
         () = tokio::time::sleep(backoff) => Some((backoff * 2).min(Duration::from_secs(1))),
@@ -368,7 +385,7 @@ fn refuses_resp3(e: &RedisError) -> bool {
 }
 
 /// Connects over RESP3, then enables tracking (or subscribes if refused).
-async fn connect_resp3(
+pub(super) async fn connect_resp3(
     client: &Client,
     prefixes: &[String],
     timeout: Duration,
@@ -432,19 +449,23 @@ async fn connect_resp2(client: &Client) -> Result<Session, RedisError> {
     })
 }
 
-enum Lost {
+pub(super) enum Lost {
     Cancelled,
     /// A cache registered: track again with the new prefix set.
     Retrack,
     Connection(&'static str),
 }
 
-async fn listen(
+/// Runs one session until it ends; `renew` is called with the send time of
+/// each answered PING, once every push before it is applied (`false`: a
+/// cache registered, track again).
+pub(super) async fn listen(
     hub: &Hub,
     session: &mut Session,
     options: InvalidationOptions,
     epoch: u64,
     cancel: &CancellationToken,
+    renew: &(dyn Fn(Instant) -> bool + Sync),
 ) -> Lost {
     let interval = options.effective_ping_interval();
     let mut next_ping = Instant::now();
@@ -479,7 +500,7 @@ async fn listen(
                 if !session.feed.drain(hub) {
                     return Lost::Connection("disconnected");
                 }
-                if !hub.renew(sent, options.grace, epoch) {
+                if !renew(sent) {
                     return Lost::Retrack;
                 }
                 next_ping = sent + interval;

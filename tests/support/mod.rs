@@ -9,6 +9,7 @@
 
 pub mod bigquery;
 pub mod bullmq;
+pub mod cluster;
 pub mod history;
 pub mod keyed;
 pub mod node;
@@ -230,6 +231,11 @@ impl RedisServer {
             .get_multiplexed_async_connection()
             .await
             .expect("foreign client connects")
+    }
+
+    /// Whether it runs (not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.

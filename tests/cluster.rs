@@ -1,0 +1,359 @@
+//! Redis Cluster mode (issue 13) against a real cluster of 3 primaries and
+//! 3 replicas ([`support::cluster`]): two warmcache instances and a foreign
+//! client (`redis-cli -c`). Changes on every primary reach both L1s; a
+//! killed primary is replaced and reads, writes and invalidations recover by
+//! themselves; an erasure made during the failover stays final; a migrated
+//! slot serves no stale read.
+//!
+//! Real sockets, so the real clock: waits are bounded polls that fail with a
+//! message; the recovery time is printed (it is reported, not asserted).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use support::cluster::{RedisCluster, cli};
+use warmcache::records::{AGE_VERIFICATION, AgeVerification};
+use warmcache::{
+    InvalidationListener, InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, Tier,
+    TieredCache,
+};
+
+/// One warmcache instance on the cluster.
+struct Instance {
+    ages: TieredCache<AgeVerification>,
+    listener: InvalidationListener,
+}
+
+impl Instance {
+    async fn start(config: &RedisConfig) -> Self {
+        let redis = RedisHandle::connect_lazy(config).expect("valid settings");
+        let ages = TieredCache::builder(AGE_VERIFICATION)
+            .redis(redis.clone())
+            .build()
+            .expect("cache");
+        let listener = redis.start_invalidation(InvalidationOptions {
+            grace: Duration::from_millis(300),
+            ..InvalidationOptions::default()
+        });
+        let instance = Self { ages, listener };
+        eventually("the listener to track every primary", || async {
+            instance.listener.mode() == InvalidationMode::Tracking && instance.listener.l1_trusted()
+        })
+        .await;
+        instance
+    }
+
+    /// Waits until a read of `id` returns `method` from L1.
+    async fn cached(&self, id: &str, method: &str) {
+        eventually(&format!("{id} = {method} served from L1"), || async {
+            let got = self.ages.get(id).await;
+            matches!(got, Ok(Some(c)) if c.tier == Tier::L1 && c.value.method.as_deref() == Some(method))
+        })
+        .await;
+    }
+
+    /// Waits until reads of `id` return `method` (`None`: absent).
+    async fn reads(&self, id: &str, method: Option<&str>) {
+        eventually(&format!("{id} to read {method:?}"), || async {
+            match self.ages.get(id).await {
+                Ok(found) => found.and_then(|c| c.value.method.clone()).as_deref() == method,
+                Err(_) => false,
+            }
+        })
+        .await;
+    }
+}
+
+/// Like `support::eventually`, with a bound long enough for a failover.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn record(customer: &str, method: &str) -> AgeVerification {
+    support::age_record(customer, method)
+}
+
+fn key(id: &str) -> String {
+    format!("age_verification:{id}")
+}
+
+/// The foreign writer's `SET key json EX 600`.
+fn foreign_set(cluster: &RedisCluster, id: &str, method: &str) {
+    let json = serde_json::to_string(&record(id, method)).expect("json");
+    let reply = cluster.foreign(&["SET", &key(id), &json, "EX", "600"]);
+    assert_eq!(reply, "OK");
+}
+
+/// An id whose key lives on the primary `port`.
+fn id_on(cluster: &RedisCluster, port: u16, tag: &str) -> String {
+    (0..)
+        .map(|i| format!("{tag}{i}"))
+        .find(|id| cluster.primary_of(&key(id)) == port)
+        .expect("some id lands there")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_every_primary_reach_both_l1s() {
+    let cluster = RedisCluster::start();
+    // A's erasures wait for the replica of the key's primary.
+    let mut waiting = cluster.config();
+    waiting.erasure_replicas = 1;
+    waiting.erasure_wait = Duration::from_secs(2);
+    let (a, b) = (
+        Instance::start(&waiting).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let ids: Vec<String> = (0..12).map(|i| format!("c{i}")).collect();
+    let owners: BTreeSet<u16> = ids.iter().map(|id| cluster.primary_of(&key(id))).collect();
+    assert_eq!(owners.len(), 3, "the keys spread over the three primaries");
+
+    for id in &ids {
+        foreign_set(&cluster, id, "v1");
+    }
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.cached(id, "v1").await;
+        }
+    }
+    for id in &ids {
+        foreign_set(&cluster, id, "v2");
+    }
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.reads(id, Some("v2")).await;
+        }
+    }
+    for id in &ids {
+        assert_eq!(cluster.foreign(&["DEL", &key(id)]), "1");
+    }
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.reads(id, None).await;
+        }
+    }
+
+    // warmcache's own writes and erasures, on any primary, reach the other.
+    for id in &ids {
+        a.ages.insert(id, record(id, "mine")).await.expect("insert");
+    }
+    for id in &ids {
+        b.reads(id, Some("mine")).await;
+    }
+    let erased = &ids[0];
+    b.cached(erased, "mine").await;
+    let erasure = a.ages.erase(erased).await.expect("erase");
+    assert_eq!(
+        erasure.replicas_confirmed, 1,
+        "WAIT ran on the key's primary"
+    );
+    b.reads(erased, None).await;
+    let tombstone = format!("warmcache:erased:{{{}}}", key(erased));
+    assert_eq!(cluster.slot(&tombstone), cluster.slot(&key(erased)));
+    assert_eq!(cluster.foreign(&["EXISTS", &tombstone]), "1");
+    assert_eq!(cluster.foreign(&["EXISTS", &key(erased)]), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
+    let mut cluster = RedisCluster::start();
+    let (a, b) = (
+        Instance::start(&cluster.config()).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let victim = cluster.primary_of(&key("seed"));
+    let (id, erased) = (id_on(&cluster, victim, "w"), id_on(&cluster, victim, "e"));
+    let elsewhere = cluster
+        .primaries()
+        .into_iter()
+        .find(|(_, port, _)| *port != victim)
+        .map(|(_, port, _)| id_on(&cluster, port, "o"))
+        .expect("another primary");
+    for i in [&id, &erased, &elsewhere] {
+        a.ages.insert(i, record(i, "before")).await.expect("insert");
+        b.cached(i, "before").await;
+    }
+
+    // Traffic on the other primaries goes on while the victim dies.
+    let traffic = {
+        let ages = a.ages.clone();
+        let elsewhere = elsewhere.clone();
+        tokio::spawn(async move {
+            let mut ok = 0_u32;
+            for _ in 0..200 {
+                ok += u32::from(ages.get(&elsewhere).await.is_ok());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            ok
+        })
+    };
+    let killed_at = Instant::now();
+    cluster.kill(victim);
+
+    // The erasure is retried until a primary takes it (the promoted replica).
+    eventually("the erasure to be taken", || async {
+        a.ages.erase(&erased).await.is_ok()
+    })
+    .await;
+    eventually("a write to the failed-over slot", || async {
+        a.ages.insert(&id, record(&id, "after")).await.is_ok()
+    })
+    .await;
+    println!(
+        "cluster failover: kill to first successful write {} ms",
+        killed_at.elapsed().as_millis()
+    );
+    assert!(traffic.await.expect("traffic task") > 0);
+    cluster.wait_healthy();
+
+    // The erasure is final on the new primary, in both L1s, and against a
+    // loader that still has the old value.
+    assert_eq!(cluster.foreign(&["EXISTS", &key(&erased)]), "0");
+    for instance in [&a, &b] {
+        instance.reads(&erased, None).await;
+        let loaded = instance
+            .ages
+            .get_or_load(&erased, |_| async {
+                Ok::<_, std::io::Error>(record(&erased, "before"))
+            })
+            .await
+            .expect("loader answers");
+        assert_eq!(loaded.tier, Tier::Loader);
+    }
+    assert_eq!(
+        cluster.foreign(&["EXISTS", &key(&erased)]),
+        "0",
+        "not written back"
+    );
+
+    // Invalidations come from the new primary: both L1s follow it.
+    b.reads(&id, Some("after")).await;
+    a.cached(&id, "after").await;
+    b.cached(&id, "after").await;
+    foreign_set(&cluster, &id, "foreign");
+    a.reads(&id, Some("foreign")).await;
+    b.reads(&id, Some("foreign")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrated_slot_serves_no_stale_read() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (
+        Instance::start(&cluster.config()).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let id = "migrating";
+    let from = cluster.primary_of(&key(id));
+    let to = cluster
+        .primaries()
+        .into_iter()
+        .map(|(_, port, _)| port)
+        .find(|port| *port != from)
+        .expect("another primary");
+    foreign_set(&cluster, id, "v1");
+    a.cached(id, "v1").await;
+    b.cached(id, "v1").await;
+
+    cluster.migrate_slot(cluster.slot(&key(id)), from, to);
+    assert_eq!(cluster.primary_of(&key(id)), to);
+    assert!(
+        cli(to, &["GET", &key(id)]).contains("v1"),
+        "the key moved with its slot"
+    );
+
+    // A foreign change on the new owner reaches both L1s.
+    foreign_set(&cluster, id, "v2");
+    a.reads(id, Some("v2")).await;
+    b.reads(id, Some("v2")).await;
+    a.cached(id, "v2").await;
+    b.cached(id, "v2").await;
+    // warmcache's own write follows the slot too, and reaches the other.
+    a.ages.insert(id, record(id, "v3")).await.expect("insert");
+    assert!(cli(to, &["GET", &key(id)]).contains("v3"));
+    b.reads(id, Some("v3")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_moves_tracking_to_the_promoted_replica() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (
+        Instance::start(&cluster.config()).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let id = "handover";
+    let old = cluster.primary_of(&key(id));
+    let new = cluster.replica_of(old);
+    foreign_set(&cluster, id, "v1");
+    a.cached(id, "v1").await;
+    b.cached(id, "v1").await;
+
+    // The old primary stays up (as a replica): its tracking connection
+    // keeps answering PINGs, so only the topology shows the change.
+    assert_eq!(cli(new, &["CLUSTER", "FAILOVER"]), "OK");
+    eventually("the replica to take over", || async {
+        cluster.primary_of(&key(id)) == new
+    })
+    .await;
+    cluster.wait_healthy();
+    assert_eq!(
+        cli(
+            new,
+            &[
+                "SET",
+                &key(id),
+                &serde_json::to_string(&record(id, "v2")).expect("json"),
+                "EX",
+                "600"
+            ]
+        ),
+        "OK"
+    );
+    a.reads(id, Some("v2")).await;
+    b.reads(id, Some("v2")).await;
+    a.cached(id, "v2").await;
+    b.cached(id, "v2").await;
+    assert_eq!(cli(new, &["DEL", &key(id)]), "1");
+    a.reads(id, None).await;
+    b.reads(id, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_moved_to_a_new_node_is_tracked_there() {
+    let mut cluster = RedisCluster::start();
+    let (a, b) = (
+        Instance::start(&cluster.config()).await,
+        Instance::start(&cluster.config()).await,
+    );
+    let id = "newcomer";
+    foreign_set(&cluster, id, "v1");
+    a.cached(id, "v1").await;
+    b.cached(id, "v1").await;
+
+    // A node joins and takes the key's slot: no instance tracked it before.
+    let joined = cluster.add_primary();
+    let from = cluster.primary_of(&key(id));
+    cluster.migrate_slot(cluster.slot(&key(id)), from, joined);
+    cluster.wait_healthy();
+    assert_eq!(cluster.primary_of(&key(id)), joined);
+    assert!(
+        cli(joined, &["GET", &key(id)]).contains("v1"),
+        "moved with its slot"
+    );
+    for instance in [&a, &b] {
+        instance.cached(id, "v1").await;
+    }
+    foreign_set(&cluster, id, "v2");
+    a.reads(id, Some("v2")).await;
+    b.reads(id, Some("v2")).await;
+    a.cached(id, "v2").await;
+    b.cached(id, "v2").await;
+}
