@@ -15,9 +15,7 @@ const TIERS: [&str; 4] = ["bronze", "silver", "gold", "platinum"];
 /// Mock mode's source of truth: a generated profile for any id, the same
 /// every time for the same id, its `updatedAt` written in `format`.
 pub(crate) fn mock_profile(id: &CacheId, format: TimeFormat) -> CustomerProfile {
-    let seed = id.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let seed = crate::fnv::fnv1a64(id.as_str().as_bytes());
     let mut rng = SplitMix64::new(seed);
     let mut pick = |items: &[&'static str]| items[rng.below(items.len() as u64) as usize];
     let (first, last, tier) = (pick(&FIRST), pick(&LAST), pick(&TIERS));

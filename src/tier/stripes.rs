@@ -25,9 +25,7 @@ impl Stripes {
     }
 
     fn index(id: &str) -> usize {
-        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash = crate::fnv::fnv1a64(id.as_bytes());
         (hash as usize) & (STRIPES - 1)
     }
 
