@@ -78,8 +78,8 @@ fn nonce_hash(nonce: &str) -> u64 {
     }
     let mut hasher = DefaultHasher::new();
     nonce.hash(&mut hasher);
-    // Odd: never SOURCE or FALLBACK.
-    hasher.finish() | 1
+    // Below 2^63: never SOURCE or FALLBACK.
+    hasher.finish() >> 1
 }
 
 /// The run's clock and history, shared by every actor.

@@ -17,12 +17,12 @@ use std::fmt;
 
 /// The hash of a value from the source of truth (a loader), which may be
 /// read at any time: never stale, but no stand-in for an acknowledged write.
-pub const SOURCE: u64 = 0;
+pub const SOURCE: u64 = u64::MAX;
 
 /// The hash of a value the loader answered with itself, live (Redis could
 /// not be used, or the key was just erased): a documented fallback that
 /// says nothing of what Redis holds, so the checker does not judge it.
-pub const FALLBACK: u64 = 2;
+pub const FALLBACK: u64 = u64::MAX - 1;
 
 /// What one operation did and how it ended. `Err` holds a typed error kind.
 #[derive(Debug, Clone, PartialEq)]
