@@ -165,11 +165,14 @@ where
         // A lapsed lease may hide the push of an erasure: write nothing back
         // (the value still goes to the callers of this fill).
         if !self.l1_trusted_now() {
-            return Ok(entry);
+            return self.unless_unverified(id, entry, read_failed);
         }
         let (key, ttl) = (self.key(id), self.inner.keyspace.ttl);
         match redis.write_back(&key, &entry.json, ttl, overwrite).await {
-            Ok(WriteBack::Written) => redis.publish_invalidation(&key).await,
+            Ok(WriteBack::Written) => {
+                redis.publish_invalidation(&key).await;
+                return self.unless_overtaken(id, entry);
+            }
             // Erased while we loaded: the erasure wins, the value goes to the caller only.
             Ok(WriteBack::Erased) => return Err(NoEntry::Overtaken(entry)),
             // Another writer stored the key while we loaded: theirs is newer.
@@ -181,15 +184,26 @@ where
             Err(e) => {
                 self.inner.counters.l2_error(L2Op::Set);
                 tracing::debug!(key, error = %e, "could not store the loaded value in redis");
-                // Redis could be read neither before nor after the load: it may
-                // hold a newer value whose push came before this fill began, so
-                // the loaded value goes to its callers but not into L1.
-                if read_failed {
-                    return Err(NoEntry::Overtaken(entry));
-                }
             }
         }
-        self.unless_overtaken(id, entry)
+        self.unless_unverified(id, entry, read_failed)
+    }
+
+    /// A loaded value that Redis never confirmed: when Redis could not be
+    /// read before the load either, it may hold a newer value whose push
+    /// reached this instance before the fill began (so no generation moved),
+    /// and the value goes to the fill's callers but not into L1.
+    fn unless_unverified(
+        &self,
+        id: &CacheId,
+        entry: L1Entry<V>,
+        read_failed: bool,
+    ) -> Result<L1Entry<V>, NoEntry<V>> {
+        if read_failed {
+            Err(NoEntry::Overtaken(entry))
+        } else {
+            self.unless_overtaken(id, entry)
+        }
     }
 
     fn unless_overtaken(&self, id: &CacheId, entry: L1Entry<V>) -> Result<L1Entry<V>, NoEntry<V>> {
