@@ -164,6 +164,12 @@ impl Hub {
         self.lease_until_ns.store(0, Ordering::Release);
     }
 
+    /// Whether an invalidation listener was started (L1 is then kept
+    /// coherent with Redis, not only bounded in time).
+    pub(crate) fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
     /// Whether the listener is connected.
     pub(crate) fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)

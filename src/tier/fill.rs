@@ -191,15 +191,22 @@ where
 
     /// A loaded value that Redis never confirmed: when Redis could not be
     /// read before the load either, it may hold a newer value whose push
-    /// reached this instance before the fill began (so no generation moved),
-    /// and the value goes to the fill's callers but not into L1.
+    /// reached this instance before the fill began (so no generation moved).
+    /// With an invalidation listener (L1 promised coherent with Redis) the
+    /// value goes to the fill's callers but not into L1; without one, L1 is
+    /// only bounded in time, and keeps it.
     fn unless_unverified(
         &self,
         id: &CacheId,
         entry: L1Entry<V>,
         read_failed: bool,
     ) -> Result<L1Entry<V>, NoEntry<V>> {
-        if read_failed {
+        let coherent = self
+            .inner
+            .hub
+            .as_ref()
+            .is_some_and(|hub| hub.is_listening());
+        if read_failed && coherent {
             Err(NoEntry::Overtaken(entry))
         } else {
             self.unless_overtaken(id, entry)
