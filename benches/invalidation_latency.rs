@@ -54,6 +54,9 @@ fn start_redis(extra: &[&str]) -> (Server, u16) {
             "0",
         ])
         .args(extra)
+        // A replica writes the primary's RDB to its directory: not the repo.
+        .arg("--dir")
+        .arg(std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
