@@ -144,19 +144,10 @@ fn main() {
             let key = format!("age_verification:{id}");
             let mut latencies = Vec::with_capacity(CHANGES);
             for _ in 0..CHANGES {
-                let pushes = cache.stats().remote_invalidations;
-                let () = bare.set_ex(&key, &json, 3600).await.expect("setex");
-                while cache.stats().remote_invalidations == pushes {
-                    tokio::task::yield_now().await;
-                }
-                cache.get(&id).await.expect("reads").expect("present");
-                assert!(cache.l1_time_to_live(&id).await.is_some(), "warm in L1");
-                let sent = Instant::now();
-                let () = bare.del(&key).await.expect("del");
-                while cache.l1_time_to_live(&id).await.is_some() {
-                    tokio::task::yield_now().await;
-                }
-                latencies.push(sent.elapsed());
+                latencies.push(
+                    support::latency::foreign_del_to_l1_gone(&cache, &mut bare, &id, &key, &json)
+                        .await,
+                );
             }
             report(&format!("primary {i}"), latencies);
         }

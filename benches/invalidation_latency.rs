@@ -13,6 +13,9 @@
 //! one script) against a plain `DEL` on the same server, and, once a replica
 //! has joined, of an erasure that waits for it (`WAIT 1`).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -147,21 +150,9 @@ async fn measure() {
     for i in 0..CHANGES {
         let id = format!("c{}", i % 100);
         let key = format!("age_verification:{id}");
-        // Warm the key into L1 (after the push of the write has landed).
-        let pushes = ages.stats().remote_invalidations;
-        let () = node.set_ex(&key, &json, 3600).await.expect("setex");
-        while ages.stats().remote_invalidations == pushes {
-            tokio::task::yield_now().await;
-        }
-        ages.get(&id).await.expect("reads").expect("present");
-        assert!(ages.l1_time_to_live(&id).await.is_some(), "warm in L1");
-
-        let sent = Instant::now();
-        let () = node.del(&key).await.expect("del");
-        while ages.l1_time_to_live(&id).await.is_some() {
-            tokio::task::yield_now().await;
-        }
-        latencies.push(sent.elapsed());
+        latencies.push(
+            support::latency::foreign_del_to_l1_gone(&ages, &mut node, &id, &key, &json).await,
+        );
     }
 
     println!("\ninvalidation latency on loopback ({CHANGES} changes each):");

@@ -12,6 +12,7 @@ pub mod bullmq;
 pub mod cluster;
 pub mod history;
 pub mod keyed;
+pub mod latency;
 pub mod node;
 pub mod proxy;
 #[cfg(feature = "bigquery")]
