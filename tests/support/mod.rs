@@ -90,6 +90,14 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Why a redis-server did not start.
+enum SpawnError {
+    /// A port it was given was taken: worth another try.
+    AddressInUse(String),
+    /// Anything else: a test setup bug.
+    Failed(String),
+}
+
 impl RedisServer {
     /// A plain server on a free port.
     pub fn start() -> Self {
@@ -100,21 +108,31 @@ impl RedisServer {
     /// The port is chosen here; TLS servers pass `--tls-port` themselves
     /// and use [`RedisServer::start_tls`].
     pub fn start_with(extra: &[&str]) -> Self {
-        let port = free_port();
-        let dir = temp_dir("redis");
-        let mut args: Vec<String> = ["--port", &port.to_string()]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut server = Self {
-            port,
-            dir,
-            args,
-            child: None,
-        };
-        server.spawn();
-        server
+        // A port picked free may be taken before redis-server binds it (by
+        // a parallel test's server or an outgoing connection): pick again.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut args: Vec<String> = vec!["--port".to_owned(), port.to_string()];
+            args.extend(extra.iter().map(|s| (*s).to_owned()));
+            if extra.contains(&"--cluster-enabled") {
+                // The default bus port (port + 10000) is neither checked
+                // free nor always below 65536: choose it as well.
+                args.extend(["--cluster-port".to_owned(), free_port().to_string()]);
+            }
+            let mut server = Self {
+                port,
+                dir: temp_dir("redis"),
+                args,
+                child: None,
+            };
+            match server.try_spawn() {
+                Ok(()) => return server,
+                Err(SpawnError::AddressInUse(text)) => last_error = text,
+                Err(SpawnError::Failed(text)) => panic!("{text}"),
+            }
+        }
+        panic!("redis-server found no free port in 5 tries:\n{last_error}");
     }
 
     /// A TLS-only server (plain port off) using the given PEM files.
@@ -146,7 +164,20 @@ impl RedisServer {
         server
     }
 
+    /// Starts (or restarts) the server on its ports; a port taken meanwhile
+    /// by a short-lived outgoing connection is waited out for up to 2 s.
     fn spawn(&mut self) {
+        for _ in 0..20 {
+            match self.try_spawn() {
+                Ok(()) => return,
+                Err(SpawnError::AddressInUse(_)) => std::thread::sleep(Duration::from_millis(100)),
+                Err(SpawnError::Failed(text)) => panic!("{text}"),
+            }
+        }
+        panic!("redis-server: port {} stayed in use for 2 s", self.port);
+    }
+
+    fn try_spawn(&mut self) -> Result<(), SpawnError> {
         let log = self.dir.join("redis.log");
         let _ = std::fs::remove_file(&log);
         let child = Command::new("redis-server")
@@ -177,19 +208,25 @@ impl RedisServer {
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains("Ready to accept connections") {
-                return;
+                return Ok(());
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("redis-server exited with {status} at start:\n{text}");
+                let message = format!("redis-server exited with {status} at start:\n{text}");
+                return Err(if text.contains("Address already in use") {
+                    SpawnError::AddressInUse(message)
+                } else {
+                    SpawnError::Failed(message)
+                });
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start within 10 s:\n{text}"
-            );
+            if Instant::now() >= deadline {
+                return Err(SpawnError::Failed(format!(
+                    "redis-server did not start within 10 s:\n{text}"
+                )));
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
