@@ -172,8 +172,15 @@ impl RedisCluster {
     pub fn add_primary(&mut self) -> u16 {
         let node = start_node();
         let port = node.port();
-        let seed = self.seed().to_string();
-        cli(port, &["CLUSTER", "MEET", "127.0.0.1", &seed]);
+        let seed = self.seed();
+        // The bus port is chosen apart from the port (see `start_node`):
+        // MEET must name it, or it assumes port + 10000.
+        let bus = cli(seed, &["CONFIG", "GET", "cluster-port"]);
+        let bus = bus.lines().last().unwrap_or_default().trim().to_owned();
+        cli(
+            port,
+            &["CLUSTER", "MEET", "127.0.0.1", &seed.to_string(), &bus],
+        );
         self.nodes.push(node);
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self.live_ports().iter().all(|&p| {
@@ -231,7 +238,8 @@ impl RedisCluster {
     }
 }
 
-/// One `redis-server --cluster-enabled yes` with a 1 s node timeout.
+/// One `redis-server --cluster-enabled yes` with a 1 s node timeout (and a
+/// bus port of its own, see `RedisServer::start_with`).
 fn start_node() -> RedisServer {
     RedisServer::start_with(&[
         "--cluster-enabled",
