@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::stats::L2Op;
+use super::stripes::Stripes;
 use super::{CacheError, CacheId, Cached, L1Entry, Tier, TieredCache};
 use crate::redis::WriteBack;
 
@@ -79,7 +80,7 @@ where
             match outcome {
                 Ok(entry)
                     if ran_here
-                        || self.is_servable(id, &entry, Instant::now())
+                        || self.is_servable(&entry, Instant::now())
                         || fresh_for_joiner(&entry, generation, joined_at) =>
                 {
                     return Ok(Some(entry.cached(entry.origin)));
@@ -93,7 +94,7 @@ where
                         return Ok(Some(entry.cached(entry.origin)));
                     }
                     NoEntry::Oversize(entry)
-                        if ran_here || self.is_servable(id, entry, Instant::now()) =>
+                        if ran_here || self.is_servable(entry, Instant::now()) =>
                     {
                         return Ok(Some(entry.cached(entry.origin)));
                     }
@@ -154,6 +155,7 @@ where
             json,
             expires_at: self.l1_deadline(None),
             generation,
+            stripe: Stripes::index(id.as_str()),
             fetched_at: Instant::now(),
             origin: Tier::Loader,
         };
@@ -271,6 +273,7 @@ where
                     json,
                     expires_at,
                     generation,
+                    stripe: Stripes::index(id.as_str()),
                     fetched_at: Instant::now(),
                     origin: Tier::L2,
                 }))

@@ -1,5 +1,6 @@
 //! `CacheId`: a customer or job id checked before it becomes part of a Redis key.
 
+use std::borrow::Borrow;
 use std::fmt;
 
 /// Longest id accepted, in bytes.
@@ -27,6 +28,12 @@ impl CacheId {
     /// # Errors
     /// Empty, longer than 128 bytes, or a byte outside `[A-Za-z0-9._-]`.
     pub fn parse(id: &str) -> Result<Self, InvalidId> {
+        Self::check(id).map(|id| Self(id.into()))
+    }
+
+    /// Checks `id` as [`CacheId::parse`] does, without copying it: an L1
+    /// lookup borrows the caller's string.
+    pub(crate) fn check(id: &str) -> Result<&str, InvalidId> {
         let reject = |reason| {
             let escaped: String = id.escape_debug().take(64).collect();
             Err(InvalidId {
@@ -46,11 +53,24 @@ impl CacheId {
         {
             return reject("only letters, digits, '.', '_' and '-' are allowed");
         }
-        Ok(Self(id.into()))
+        Ok(id)
+    }
+
+    /// An id [`CacheId::check`] accepted.
+    pub(crate) fn from_checked(id: &str) -> Self {
+        Self(id.into())
     }
 
     /// The id.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Hashes and compares as the `str` it holds, so moka finds an entry by a
+/// borrowed `&str`.
+impl Borrow<str> for CacheId {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

@@ -81,6 +81,8 @@ struct L1Entry<V> {
     expires_at: Instant,
     /// The id's invalidation generation when the fill began.
     generation: u64,
+    /// The id's stripe ([`Stripes::index`]), so a hit does not hash the id.
+    stripe: usize,
     /// When the value was read (from Redis or the loader).
     fetched_at: Instant,
     /// The tier it was filled from.
@@ -94,6 +96,7 @@ impl<V> Clone for L1Entry<V> {
             json: self.json.clone(),
             expires_at: self.expires_at,
             generation: self.generation,
+            stripe: self.stripe,
             fetched_at: self.fetched_at,
             origin: self.origin,
         }
@@ -109,6 +112,16 @@ impl<V> L1Entry<V> {
         Cached {
             value: Arc::clone(&self.value),
             json: self.json.clone(),
+            tier,
+        }
+    }
+
+    /// As [`L1Entry::cached`], moving rather than cloning (an L1 hit's
+    /// entry is moka's clone already).
+    fn into_cached(self, tier: Tier) -> Cached<V> {
+        Cached {
+            value: self.value,
+            json: self.json,
             tier,
         }
     }
@@ -202,10 +215,11 @@ where
     /// # Errors
     /// A malformed id; Redis unreachable on an L1 miss; a corrupt value.
     pub async fn get(&self, id: &str) -> Result<Option<Cached<V>>, CacheError> {
-        let id = CacheId::parse(id)?;
-        if let Some(hit) = self.l1_get(&id).await {
+        let id = CacheId::check(id)?;
+        if let Some(hit) = self.l1_get(id).await {
             return Ok(Some(hit));
         }
+        let id = CacheId::from_checked(id);
         // Boxed: the fill's state machine is kilobytes, and inline it would
         // make every `get` future (an L1 hit's too) that big to move around.
         Box::pin(self.fill(
@@ -230,10 +244,11 @@ where
         Fut: Future<Output = Result<V, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let id = CacheId::parse(id)?;
-        if let Some(hit) = self.l1_get(&id).await {
+        let id = CacheId::check(id)?;
+        if let Some(hit) = self.l1_get(id).await {
             return Ok(hit);
         }
+        let id = CacheId::from_checked(id);
         let found = self.fill(&id, Some(loader)).await?;
         found.ok_or_else(|| {
             CacheError::Loader(Arc::new(std::io::Error::other("the loader found nothing")))
@@ -279,6 +294,7 @@ where
             json,
             expires_at: self.l1_deadline(None),
             generation: generation.wrapping_add(1),
+            stripe: Stripes::index(id.as_str()),
             fetched_at: now,
             origin: Tier::L1,
         };
@@ -374,7 +390,7 @@ where
     pub async fn l1_time_to_live(&self, id: &str) -> Option<Duration> {
         let id = CacheId::parse(id).ok()?;
         let entry = self.inner.l1.get(&id).await?;
-        self.is_servable(&id, &entry, Instant::now())
+        self.is_servable(&entry, Instant::now())
             .then(|| entry.remaining())
     }
 
@@ -393,18 +409,18 @@ where
 
     /// A servable L1 entry. One that is not is dropped, so the caller's
     /// `try_get_with` fills afresh instead of returning it.
-    async fn l1_get(&self, id: &CacheId) -> Option<Cached<V>> {
+    async fn l1_get(&self, id: &str) -> Option<Cached<V>> {
         let Some(entry) = self.inner.l1.get(id).await else {
             self.inner.counters.l1_miss();
             return None;
         };
-        if !self.is_servable(id, &entry, Instant::now()) {
+        if !self.is_servable(&entry, Instant::now()) {
             self.inner.counters.l1_miss();
             self.inner.l1.invalidate(id).await;
             return None;
         }
         self.inner.counters.l1_hit();
-        Some(entry.cached(Tier::L1))
+        Some(entry.into_cached(Tier::L1))
     }
 
     /// Whether L1 may keep `entry`; counts the values it may not.
@@ -417,9 +433,9 @@ where
     }
 
     /// Unexpired, not invalidated since its fill began, and L1 trusted.
-    fn is_servable(&self, id: &CacheId, entry: &L1Entry<V>, now: Instant) -> bool {
+    fn is_servable(&self, entry: &L1Entry<V>, now: Instant) -> bool {
         entry.expires_at > now
-            && entry.generation == self.inner.stripes.generation(id.as_str())
+            && entry.generation == self.inner.stripes.generation_at(entry.stripe)
             && self
                 .inner
                 .hub

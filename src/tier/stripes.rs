@@ -24,14 +24,21 @@ impl Stripes {
         }
     }
 
-    fn index(id: &str) -> usize {
+    /// Which counter is `id`'s. An L1 entry keeps it, so a hit reads its
+    /// generation without hashing the id again.
+    pub(crate) fn index(id: &str) -> usize {
         let hash = crate::fnv::fnv1a64(id.as_bytes());
         (hash as usize) & (STRIPES - 1)
     }
 
     /// The generation of `id` now. Read it before a fill starts.
     pub(crate) fn generation(&self, id: &str) -> u64 {
-        self.counters[Self::index(id)].load(Ordering::Acquire)
+        self.generation_at(Self::index(id))
+    }
+
+    /// The generation of the counter at `index` ([`Stripes::index`]).
+    pub(crate) fn generation_at(&self, index: usize) -> u64 {
+        self.counters[index & (STRIPES - 1)].load(Ordering::Acquire)
     }
 
     /// Moves `id`'s generation from `seen` to `seen + 1` if nothing bumped
