@@ -1,6 +1,8 @@
 //! FNV-1a, the one non-cryptographic hash of the crate: stable across
 //! processes, builds and platforms (ETags, id hashes in logs).
 
+use http::HeaderValue;
+
 /// The 64-bit FNV-1a hash of `bytes`.
 pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -9,6 +11,15 @@ pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     hash
+}
+
+/// A strong ETag from the content: length and 64-bit FNV-1a of the body.
+/// Stable across processes and builds, so every instance behind a load
+/// balancer gives the same ETag for the same data.
+pub(crate) fn etag_of(body: &[u8]) -> HeaderValue {
+    let hash = fnv1a64(body);
+    let tag = format!("\"{:x}-{hash:016x}\"", body.len());
+    HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
 use crate::data::{Dashboard, Historical, Products, SnapshotData};
+use crate::fnv::etag_of;
 
 /// Where the data comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -144,15 +145,6 @@ impl<T> Section<T> {
     pub fn generation(&self) -> u64 {
         self.generation
     }
-}
-
-/// A strong ETag from the content: length and 64-bit FNV-1a of the body.
-/// Stable across processes and builds, so every instance behind a load
-/// balancer gives the same ETag for the same data.
-pub(crate) fn etag_of(body: &[u8]) -> HeaderValue {
-    let hash = crate::fnv::fnv1a64(body);
-    let tag = format!("\"{:x}-{hash:016x}\"", body.len());
-    HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
 /// The three sections of one successful refresh, with its times.

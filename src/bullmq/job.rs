@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::BullmqError;
-use crate::snapshot::etag_of;
+use crate::fnv::etag_of;
 
 /// BullMQ's state names (`Job#getState`); `paused` reads as `waiting`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,8 +24,8 @@ use super::keyed_routes::{body, json_response, keyed, path_id, same_id};
 use super::snapshot_routes::if_none_match;
 use super::{ApiError, AppState, KeyedCaches};
 use crate::bullmq::Rendered;
+use crate::fnv::etag_of;
 use crate::records::ReasoningJob;
-use crate::snapshot::etag_of;
 use crate::tier::{CacheId, Tier};
 
 /// The longest long poll.
