@@ -133,10 +133,7 @@ pub fn app(state: AppState) -> Router {
         .merge(job_routes::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            http_metrics::HttpMetrics::register(),
-            http_metrics::track,
-        ))
+        .layer(http_metrics::HttpMetricsLayer::register())
         .with_state(state)
 }
 
