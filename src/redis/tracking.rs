@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use ::redis::{AsyncConnectionConfig, Client, ErrorKind, PushInfo, PushKind, RedisError, Value};
+use ::redis::{AsyncConnectionConfig, Client, ErrorKind, PushInfo, RedisError, Value};
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{Receiver, channel};
@@ -52,6 +52,7 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::hub::{Hub, InvalidationMode};
+use super::push::{Event, apply, message_event, push_events};
 
 /// The pub/sub channel of the fallback mode. Payload: a full Redis key.
 pub const INVALIDATION_CHANNEL: &str = "warmcache:invalidations";
@@ -115,6 +116,8 @@ pub(crate) struct ListenerClients {
     pub(crate) resp2: Client,
     /// In cluster mode: every primary is tracked ([`super::topology`]).
     pub(crate) cluster: Option<super::cluster::ClusterClients>,
+    /// In sentinel mode: the primary now, instead of `resp3`/`resp2`.
+    pub(crate) sentinel: Option<Arc<super::sentinel::Follower>>,
 }
 
 impl InvalidationListener {
@@ -184,14 +187,6 @@ enum Feed {
         sink: PubSubSink,
         stream: PubSubStream,
     },
-}
-
-/// What one connection event means.
-enum Event {
-    Key(String),
-    All,
-    Closed,
-    Nothing,
 }
 
 type Pong = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RedisError>> + Send>>;
@@ -299,11 +294,27 @@ async fn run(
                 () = hub.woken() => continue,
             }
         }
+        // Sentinel mode: the clients of the primary now (waiting for one).
+        let primary = match &clients.sentinel {
+            Some(follower) => match follower.primary(&cancel).await {
+                Some(primary) => Some(primary),
+                None => return,
+            },
+            None => None,
+        };
+        let (resp3, resp2) = primary
+            .as_ref()
+            .map_or((&clients.resp3, &clients.resp2), |p| (&p.resp3, &p.resp2));
+        // Whether that primary is still current (a switch withdraws the lease).
+        let current = || match (&clients.sentinel, &primary) {
+            (Some(follower), Some(primary)) => follower.confirm(primary.epoch),
+            _ => true,
+        };
         let attempt = async {
             if resp2_only {
-                connect_resp2(&clients.resp2).await
+                connect_resp2(resp2).await
             } else {
-                connect_resp3(&clients.resp3, &prefixes, options.timeout).await
+                connect_resp3(resp3, &prefixes, options.timeout).await
             }
         };
         let connected = tokio::select! {
@@ -317,17 +328,17 @@ async fn run(
                 tracing::debug!(error = %e, "HELLO 3 refused");
                 continue;
             }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "invalidation listener cannot connect; retrying");
-                let Some(next) = wait(&cancel, backoff).await else {
-                    return;
-                };
-                backoff = next;
-                continue;
-            }
-            Err(_) => {
-                tracing::debug!("invalidation listener timed out connecting; retrying");
-                let Some(next) = wait(&cancel, backoff).await else {
+            failed => {
+                match failed {
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "invalidation listener cannot connect; retrying")
+                    }
+                    _ => tracing::debug!("invalidation listener timed out connecting; retrying"),
+                }
+                if let Some(follower) = &clients.sentinel {
+                    follower.suspect();
+                }
+                let Some(next) = pause(&cancel, &hub, backoff).await else {
                     return;
                 };
                 backoff = next;
@@ -347,19 +358,24 @@ async fn run(
         }
         // Whatever was cached may have changed while nobody listened.
         hub.invalidate_all();
-        if !hub.renew(session.since, options.grace, epoch) {
+        if !hub.renew(session.since, options.grace, epoch) || !current() {
             continue;
         }
         hub.connected(session.mode, session.tracking_connection());
+        if !current() {
+            // The primary changed meanwhile: no write may go to this one.
+            hub.disconnected();
+            continue;
+        }
         tracing::info!(mode = ?session.mode, prefixes = ?prefixes, "invalidation listener connected");
 
-        let renew = |sent| hub.renew(sent, options.grace, epoch);
+        let renew = |sent| hub.renew(sent, options.grace, epoch) && current();
         let lost = listen(&hub, &mut session, options, epoch, &cancel, &renew).await;
         hub.disconnected();
         match lost {
             Lost::Cancelled => return,
             Lost::Retrack => {
-                tracing::info!("a keyed cache was added; tracking its keyspace too");
+                tracing::info!("tracking again (a keyed cache was added, or the primary changed)");
             }
             Lost::Connection(why) => tracing::warn!(
                 reason = why,
@@ -367,6 +383,14 @@ async fn run(
                 "invalidation connection lost; L1 is trusted at most the grace period past the last answered PING"
             ),
         }
+    }
+}
+
+/// [`wait`], ended early when the hub is woken (a new primary, a new cache).
+async fn pause(cancel: &CancellationToken, hub: &Hub, backoff: Duration) -> Option<Duration> {
+    tokio::select! {
+        () = hub.woken() => Some(backoff),
+        next = wait(cancel, backoff) => next,
     }
 }
 
@@ -485,7 +509,7 @@ pub(super) async fn listen(
             () = cancel.cancelled() => return Lost::Cancelled,
             () = hub.woken() => {
                 if hub.take_reconnect_request() {
-                    return Lost::Connection("the server answered as a replica");
+                    return Lost::Connection("reconnect requested (the server answered as a replica, or the primary changed)");
                 }
                 if hub.registered_since(epoch) {
                     return Lost::Retrack;
@@ -517,60 +541,5 @@ pub(super) async fn listen(
                 in_flight = Some((Instant::now(), session.feed.ping()));
             }
         }
-    }
-}
-
-/// Applies events; `false` once the connection closed.
-fn apply(hub: &Hub, events: Vec<Event>) -> bool {
-    for event in events {
-        match event {
-            Event::Key(key) => hub.invalidate_key(&key),
-            Event::All => hub.invalidate_all(),
-            Event::Closed => return false,
-            Event::Nothing => {}
-        }
-    }
-    true
-}
-
-/// The events of one RESP3 push.
-fn push_events(push: PushInfo) -> Vec<Event> {
-    match push.kind {
-        PushKind::Disconnection => vec![Event::Closed],
-        PushKind::Invalidate => push
-            .data
-            .into_iter()
-            .flat_map(|value| match value {
-                // FLUSHDB / FLUSHALL: no key list.
-                Value::Nil => vec![Event::All],
-                Value::Array(keys) => keys.iter().filter_map(as_text).map(Event::Key).collect(),
-                other => as_text(&other).map(Event::Key).into_iter().collect(),
-            })
-            .collect(),
-        PushKind::Message => match push.data.get(1) {
-            Some(Value::BulkString(bytes)) => vec![message_event(bytes)],
-            Some(other) => {
-                as_text(other).map_or_else(Vec::new, |key| vec![message_event(key.as_bytes())])
-            }
-            None => Vec::new(),
-        },
-        _ => vec![Event::Nothing],
-    }
-}
-
-/// A fallback message: a key, or `*` for everything.
-fn message_event(payload: &[u8]) -> Event {
-    match std::str::from_utf8(payload) {
-        Ok("*") => Event::All,
-        Ok(key) => Event::Key(key.to_owned()),
-        Err(_) => Event::Nothing,
-    }
-}
-
-fn as_text(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(text) => Some(text.clone()),
-        _ => None,
     }
 }
