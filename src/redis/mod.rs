@@ -93,8 +93,9 @@ struct Inner {
     /// To build a fresh manager.
     client: Client,
     manager_config: ConnectionManagerConfig,
-    /// Shared by every clone, so all callers learn of an outage together.
-    breaker: Breaker,
+    /// Shared by every clone, so all callers learn of an outage together
+    /// (and, in sentinel mode, with the follower, which resets it).
+    breaker: Arc<Breaker>,
     /// The clients of the invalidation listener's own connection.
     listener_clients: ListenerClients,
     /// Erasure settings (tombstone life, replicas to wait for).
@@ -193,6 +194,7 @@ impl RedisHandle {
             ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
                 .map_err(client_error)?;
         let hub = Hub::new();
+        let breaker = Arc::new(Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN));
         let (sentinel, stop_following, endpoint) = if config.mode == RedisMode::Sentinel {
             let settings = sentinel::Settings::new(
                 config,
@@ -202,7 +204,12 @@ impl RedisHandle {
                 manager_config.clone(),
             );
             let cancel = CancellationToken::new();
-            let follower = sentinel::Follower::start(settings, Arc::clone(&hub), &cancel);
+            let follower = sentinel::Follower::start(
+                settings,
+                Arc::clone(&hub),
+                Arc::clone(&breaker),
+                &cancel,
+            );
             let endpoint = sentinel::Follower::endpoint(config);
             (Some(follower), Some(cancel.drop_guard()), endpoint)
         } else {
@@ -213,7 +220,7 @@ impl RedisHandle {
                 manager: ArcSwap::from_pointee(MainConnection { epoch: 0, manager }),
                 client,
                 manager_config,
-                breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN),
+                breaker,
                 cluster: cluster.as_ref().map(|c| c.connection.clone()),
                 listener_clients: ListenerClients {
                     resp3: tracking_client,
