@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::age_record as record;
-use support::instance::{Instance, eventually, key, record_json};
+use support::instance::{GRACE, Instance, eventually, key, record_json};
 use support::sentinel::{SentinelSet, cli};
 use warmcache::records::AgeVerification;
 use warmcache::{Tier, TieredCache};
@@ -50,6 +50,24 @@ async fn first_write_on(
     since.elapsed()
 }
 
+/// The lease's promise: once `GRACE` has passed since changes were
+/// acknowledged, no read of `ids` on either instance returns `old`.
+async fn nothing_stale_after_grace(instances: [&Instance; 2], ids: &[String], old: &str) {
+    tokio::time::sleep(GRACE).await;
+    for instance in instances {
+        for id in ids {
+            if let Ok(Some(found)) = instance.ages.get(id).await {
+                assert_ne!(
+                    found.value.method.as_deref(),
+                    Some(old),
+                    "{id}: {old} served from {:?} past the grace",
+                    found.tier
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_on_the_primary_reach_both_l1s() {
     let set = SentinelSet::start();
@@ -73,6 +91,7 @@ async fn changes_on_the_primary_reach_both_l1s() {
     for id in &ids {
         foreign_set(primary, id, "v2");
     }
+    nothing_stale_after_grace([&a, &b], &ids, "v1").await;
     for instance in [&a, &b] {
         for id in &ids {
             instance.reads(id, Some("v2")).await;
@@ -82,13 +101,14 @@ async fn changes_on_the_primary_reach_both_l1s() {
     for id in &ids {
         assert_eq!(cli(primary, &["DEL", &key(id)]), "1");
     }
+    nothing_stale_after_grace([&a, &b], &ids, "v2").await;
     for instance in [&a, &b] {
         for id in &ids {
             instance.reads(id, None).await;
         }
     }
 
-    // warmcache's own writes and erasures reach the other instance.
+    // warmcache's own writes and erasures reach the other instance too.
     for id in &ids {
         a.ages.insert(id, record(id, "mine")).await.expect("insert");
     }
