@@ -172,8 +172,18 @@ impl RedisCluster {
     pub fn add_primary(&mut self) -> u16 {
         let node = start_node();
         let port = node.port();
-        let seed = self.seed().to_string();
-        cli(port, &["CLUSTER", "MEET", "127.0.0.1", &seed]);
+        let seed = self.seed();
+        // The nodes' bus ports are chosen, not port + 10000: name it.
+        let bus = cli(seed, &["CLUSTER", "NODES"])
+            .lines()
+            .find(|line| line.contains("myself"))
+            .and_then(|line| line.split_whitespace().nth(1)?.split(['@', ',']).nth(1))
+            .map(str::to_owned)
+            .expect("the seed's bus port");
+        cli(
+            port,
+            &["CLUSTER", "MEET", "127.0.0.1", &seed.to_string(), &bus],
+        );
         self.nodes.push(node);
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self.live_ports().iter().all(|&p| {
