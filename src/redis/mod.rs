@@ -15,7 +15,11 @@
 //!
 //! With `REDIS_MODE=cluster` ([`cluster`]) every operation goes through a
 //! Redis Cluster connection instead (it follows `MOVED`/`ASK`), and the
-//! listener tracks every primary ([`topology`]).
+//! listener tracks every primary ([`topology`]). With `REDIS_MODE=sentinel`
+//! ([`sentinel`]) the main connection is the one of the primary the
+//! sentinels name, replaced on every failover; an operation waits for a
+//! verified primary within its own timeout, and `READONLY` or a lost
+//! connection makes the follower look again.
 
 mod breaker;
 mod cluster;
@@ -26,6 +30,7 @@ mod error;
 pub(crate) mod hub;
 mod push;
 mod sentinel;
+mod session;
 mod topology;
 mod tracking;
 
@@ -42,7 +47,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub use config::{RedisConfig, RedisMode, Secret};
 pub(crate) use erasure::WriteBack;
 pub use erasure::{Erasure, TOMBSTONE_PREFIX};
-pub use error::L2Error;
+pub use error::{L2Error, RedisSetupError};
 pub use hub::InvalidationMode;
 pub use tracking::{
     INVALIDATION_CHANNEL, InvalidationListener, InvalidationOptions, PUSH_CAPACITY,
@@ -63,22 +68,6 @@ const BREAKER_COOLDOWN: Duration = Duration::from_secs(1);
 const LOADING_TRIES: u32 = 3;
 /// Pause between two of them.
 const LOADING_PAUSE: Duration = Duration::from_millis(100);
-
-/// Why a [`RedisHandle`] could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum RedisSetupError {
-    /// `REDIS_TLS_CA_FILE` could not be read.
-    #[error("cannot read REDIS_TLS_CA_FILE {path}: {source}")]
-    CaFile {
-        /// The path.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The client rejected the settings.
-    #[error("invalid redis settings: {0}")]
-    Client(String),
-}
 
 /// A cheap-to-clone handle on one Redis server.
 #[derive(Clone)]
