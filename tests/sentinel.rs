@@ -274,3 +274,25 @@ async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
         set.warmcache_clients(old)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_reachable_sentinel_is_a_bounded_connection_error() {
+    let mut config = warmcache::RedisConfig::local_sentinel(
+        &[support::free_port(), support::free_port()],
+        "mymaster",
+    );
+    config.op_timeout = Duration::from_millis(200);
+    config.connect_timeout = Duration::from_millis(200);
+    let redis = warmcache::RedisHandle::connect_lazy(&config).expect("valid settings");
+    let started = Instant::now();
+    let error = redis.ping().await.expect_err("no primary");
+    assert!(
+        matches!(error, warmcache::L2Error::Connection(_)),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded");
+    assert_eq!(redis.endpoint(), "sentinel:mymaster");
+
+    config.sentinels.clear();
+    assert!(warmcache::RedisHandle::connect_lazy(&config).is_err());
+}

@@ -184,6 +184,11 @@ impl RedisHandle {
                 .map_err(client_error)?;
         let hub = Hub::new();
         let breaker = Arc::new(Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN));
+        if config.mode == RedisMode::Sentinel && config.sentinels.is_empty() {
+            return Err(RedisSetupError::Client(
+                "sentinel mode needs at least one sentinel (REDIS_SENTINELS)".to_owned(),
+            ));
+        }
         let (sentinel, stop_following, endpoint) = if config.mode == RedisMode::Sentinel {
             let settings = sentinel::Settings::new(
                 config,

@@ -306,7 +306,12 @@ impl Follower {
                     }
                 }
                 Err(why) => {
-                    tracing::debug!(why, master = %self.settings.master, "no verified redis primary yet; asking the sentinels again");
+                    // Once per streak at warn; the retries at debug.
+                    if backoff == FIRST_BACKOFF {
+                        tracing::warn!(why, master = %self.settings.master, "no verified redis primary; asking the sentinels again");
+                    } else {
+                        tracing::debug!(why, master = %self.settings.master, "no verified redis primary yet; asking the sentinels again");
+                    }
                     tokio::select! {
                         () = self.hinted.notified() => {}
                         next = wait(&cancel, backoff) => match next {
