@@ -423,7 +423,7 @@ fn tier(c: &mut Criterion) {
         .map(|id| Bytes::from(serde_json::to_vec(&verification(id)).expect("encodes")))
         .collect();
     let before = cache.stats();
-    let mut conn = redis.connection();
+    let mut conn = redis.connection().expect("standalone mode");
     let mut bare_misses = 0u64;
 
     // 1. L1 hits.

@@ -336,13 +336,37 @@ pub const SETTINGS: &[Setting] = &[
         env: "REDIS_MODE",
         flag: Some("redis-mode"),
         default: Some("standalone"),
-        help: "standalone (one server) or cluster (a Redis Cluster; REDIS_HOST:REDIS_PORT is a seed node)",
+        help: "standalone (one server), cluster (a Redis Cluster; REDIS_HOST:REDIS_PORT is a seed node) or sentinel (the primary the sentinels name)",
     },
     Setting {
         env: "REDIS_CLUSTER_NODES",
         flag: Some("redis-cluster-nodes"),
         default: None,
         help: "More cluster seed nodes, comma-separated host:port (cluster mode)",
+    },
+    Setting {
+        env: "REDIS_SENTINELS",
+        flag: Some("redis-sentinels"),
+        default: None,
+        help: "Sentinels asked for the primary, in order, comma-separated host:port (required in sentinel mode)",
+    },
+    Setting {
+        env: "REDIS_SENTINEL_MASTER",
+        flag: Some("redis-sentinel-master"),
+        default: Some("mymaster"),
+        help: "Name the sentinels monitor the primary under (sentinel mode)",
+    },
+    Setting {
+        env: "REDIS_SENTINEL_USERNAME",
+        flag: Some("redis-sentinel-username"),
+        default: None,
+        help: "ACL user on the sentinels (sentinel mode; the data nodes use REDIS_USERNAME)",
+    },
+    Setting {
+        env: "REDIS_SENTINEL_PASSWORD",
+        flag: None,
+        default: None,
+        help: "Password of the sentinels (environment only; never logged; the data nodes use REDIS_PASSWORD)",
     },
 ];
 
@@ -791,13 +815,21 @@ mod tests {
             flags.len(),
             SETTINGS.iter().filter(|s| s.flag.is_some()).count()
         );
-        let password = SETTINGS
+        let passwords: Vec<&Setting> = SETTINGS
             .iter()
-            .find(|s| s.env == "REDIS_PASSWORD")
-            .expect("listed");
-        assert!(
-            password.flag.is_none(),
-            "a password flag would show in `ps`"
+            .filter(|s| s.env.ends_with("_PASSWORD"))
+            .collect();
+        assert_eq!(
+            passwords.len(),
+            2,
+            "REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD"
         );
+        for password in passwords {
+            assert!(
+                password.flag.is_none(),
+                "a {} flag would show in `ps`",
+                password.env
+            );
+        }
     }
 }

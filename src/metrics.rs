@@ -42,6 +42,10 @@ pub const CLUSTER_PRIMARIES: &str = "warmcache_redis_cluster_primaries";
 pub const CLUSTER_TRACKED_PRIMARIES: &str = "warmcache_redis_cluster_tracked_primaries";
 /// Cluster mode: topology changes seen by the invalidation listener.
 pub const CLUSTER_TOPOLOGY_CHANGES_TOTAL: &str = "warmcache_redis_cluster_topology_changes_total";
+/// Sentinel mode: 1 while a primary named by the sentinels and verified is in use.
+pub const SENTINEL_PRIMARY_KNOWN: &str = "warmcache_redis_sentinel_primary_known";
+/// Sentinel mode: switches to a new primary (failovers followed).
+pub const SENTINEL_PRIMARY_SWITCHES_TOTAL: &str = "warmcache_redis_sentinel_primary_switches_total";
 /// Snapshot refreshes, by result.
 pub const SNAPSHOT_REFRESH_TOTAL: &str = "warmcache_snapshot_refresh_total";
 /// Snapshot refresh duration.
@@ -177,6 +181,14 @@ pub fn describe() {
     describe_counter!(
         CLUSTER_TOPOLOGY_CHANGES_TOTAL,
         "Cluster mode: topology changes (failover, node added or removed, slot migrated) the listener followed."
+    );
+    describe_gauge!(
+        SENTINEL_PRIMARY_KNOWN,
+        "Sentinel mode: 1 while a primary the sentinels name, verified by ROLE, is in use; 0 during a switch (L1 is then distrusted)."
+    );
+    describe_counter!(
+        SENTINEL_PRIMARY_SWITCHES_TOTAL,
+        "Sentinel mode: switches to a new primary (failovers) the handle followed."
     );
     describe_counter!(
         SNAPSHOT_REFRESH_TOTAL,
@@ -534,5 +546,30 @@ impl ClusterGauges {
 
     pub(crate) fn topology_changed(&self) {
         self.topology_changes.increment(1);
+    }
+}
+
+/// The sentinel follower's gauge and counter: no per-node labels.
+pub(crate) struct SentinelMetrics {
+    known: Gauge,
+    switches: Counter,
+}
+
+impl SentinelMetrics {
+    pub(crate) fn new() -> Self {
+        let switches = counter!(SENTINEL_PRIMARY_SWITCHES_TOTAL);
+        switches.increment(0);
+        Self {
+            known: gauge!(SENTINEL_PRIMARY_KNOWN),
+            switches,
+        }
+    }
+
+    pub(crate) fn known(&self, known: bool) {
+        self.known.set(f64::from(u8::from(known)));
+    }
+
+    pub(crate) fn switched(&self) {
+        self.switches.increment(1);
     }
 }

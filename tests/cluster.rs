@@ -14,77 +14,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use support::cluster::{RedisCluster, cli};
-use warmcache::records::{AGE_VERIFICATION, AgeVerification};
-use warmcache::{
-    InvalidationListener, InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, Tier,
-    TieredCache,
-};
-
-/// One warmcache instance on the cluster.
-struct Instance {
-    ages: TieredCache<AgeVerification>,
-    listener: InvalidationListener,
-}
-
-impl Instance {
-    async fn start(config: &RedisConfig) -> Self {
-        let redis = RedisHandle::connect_lazy(config).expect("valid settings");
-        let ages = TieredCache::builder(AGE_VERIFICATION)
-            .redis(redis.clone())
-            .build()
-            .expect("cache");
-        let listener = redis.start_invalidation(InvalidationOptions {
-            grace: Duration::from_millis(300),
-            ..InvalidationOptions::default()
-        });
-        let instance = Self { ages, listener };
-        eventually("the listener to track every primary", || async {
-            instance.listener.mode() == InvalidationMode::Tracking && instance.listener.l1_trusted()
-        })
-        .await;
-        instance
-    }
-
-    /// Waits until a read of `id` returns `method` from L1.
-    async fn cached(&self, id: &str, method: &str) {
-        eventually(&format!("{id} = {method} served from L1"), || async {
-            let got = self.ages.get(id).await;
-            matches!(got, Ok(Some(c)) if c.tier == Tier::L1 && c.value.method.as_deref() == Some(method))
-        })
-        .await;
-    }
-
-    /// Waits until reads of `id` return `method` (`None`: absent).
-    async fn reads(&self, id: &str, method: Option<&str>) {
-        eventually(&format!("{id} to read {method:?}"), || async {
-            match self.ages.get(id).await {
-                Ok(found) => found.and_then(|c| c.value.method.clone()).as_deref() == method,
-                Err(_) => false,
-            }
-        })
-        .await;
-    }
-}
-
-/// Like `support::eventually`, with a bound long enough for a failover.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use support::instance::{Instance, eventually, key};
+use warmcache::Tier;
+use warmcache::records::AgeVerification;
 
 fn record(customer: &str, method: &str) -> AgeVerification {
     support::age_record(customer, method)
-}
-
-fn key(id: &str) -> String {
-    format!("age_verification:{id}")
 }
 
 /// The foreign writer's `SET key json EX 600`.

@@ -71,6 +71,11 @@ impl Breaker {
         })
     }
 
+    /// Forgets every failure: the server behind it changed (a new primary).
+    pub(crate) fn reset(&self) {
+        self.on_success();
+    }
+
     /// Whether calls currently fail fast.
     pub(crate) fn is_open(&self) -> bool {
         !matches!(*self.state(), State::Closed { .. })

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, parse_ms};
 
+/// `REDIS_SENTINEL_MASTER` when unset.
+const DEFAULT_SENTINEL_MASTER: &str = "mymaster";
+
 /// A value that must never be printed: `Debug` and `Display` show `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -63,11 +66,23 @@ pub struct RedisConfig {
     pub erasure_replicas: u32,
     /// How long an erasure waits for them (`WARMCACHE_ERASURE_WAIT_MS`, default 100 ms).
     pub erasure_wait: Duration,
-    /// One server, or a Redis Cluster (`REDIS_MODE`, default `standalone`).
+    /// One server, a Redis Cluster, or a Sentinel-managed primary
+    /// (`REDIS_MODE`, default `standalone`).
     pub mode: RedisMode,
     /// More seed nodes of a cluster besides `host:port`
     /// (`REDIS_CLUSTER_NODES`, comma-separated `host:port`).
     pub cluster_nodes: Vec<(String, u16)>,
+    /// The sentinels to ask for the primary, in order (`REDIS_SENTINELS`,
+    /// comma-separated `host:port`; required in sentinel mode).
+    pub sentinels: Vec<(String, u16)>,
+    /// The name the sentinels monitor the primary under
+    /// (`REDIS_SENTINEL_MASTER`, default `mymaster`).
+    pub sentinel_master: String,
+    /// ACL user on the sentinels (`REDIS_SENTINEL_USERNAME`).
+    pub sentinel_username: Option<String>,
+    /// Password of the sentinels (`REDIS_SENTINEL_PASSWORD`); the data
+    /// nodes' credentials are never sent to a sentinel.
+    pub sentinel_password: Option<Secret>,
 }
 
 /// How warmcache reaches Redis.
@@ -79,6 +94,10 @@ pub enum RedisMode {
     /// A Redis Cluster: `REDIS_HOST:REDIS_PORT` and `REDIS_CLUSTER_NODES`
     /// are seeds; commands follow `MOVED`/`ASK`, and every primary is tracked.
     Cluster,
+    /// A primary with replicas managed by Redis Sentinel: the sentinels
+    /// (`REDIS_SENTINELS`) name the primary, and the handle follows every
+    /// failover (`REDIS_HOST`/`REDIS_PORT` are not used).
+    Sentinel,
 }
 
 impl RedisConfig {
@@ -99,6 +118,20 @@ impl RedisConfig {
             erasure_wait: Duration::from_millis(100),
             mode: RedisMode::Standalone,
             cluster_nodes: Vec::new(),
+            sentinels: Vec::new(),
+            sentinel_master: DEFAULT_SENTINEL_MASTER.to_owned(),
+            sentinel_username: None,
+            sentinel_password: None,
+        }
+    }
+
+    /// The primary named `master` by the sentinels on `127.0.0.1` at `ports`.
+    pub fn local_sentinel(ports: &[u16], master: &str) -> Self {
+        Self {
+            mode: RedisMode::Sentinel,
+            sentinels: ports.iter().map(|&p| ("127.0.0.1".to_owned(), p)).collect(),
+            sentinel_master: master.to_owned(),
+            ..Self::local(6379)
         }
     }
 
@@ -220,11 +253,12 @@ impl RedisConfig {
             config.mode = match mode.trim().to_ascii_lowercase().as_str() {
                 "standalone" => RedisMode::Standalone,
                 "cluster" => RedisMode::Cluster,
+                "sentinel" => RedisMode::Sentinel,
                 _ => {
                     return Err(ConfigError::new(
                         "REDIS_MODE",
                         mode,
-                        "standalone or cluster",
+                        "standalone, cluster or sentinel",
                     ));
                 }
             };
@@ -238,6 +272,7 @@ impl RedisConfig {
                 )
             })?;
         }
+        config.read_sentinel_settings(&get, lookup)?;
         if config.mode == RedisMode::Cluster && config.db != 0 {
             return Err(ConfigError::new(
                 "REDIS_DB",
@@ -246,6 +281,46 @@ impl RedisConfig {
             ));
         }
         Ok(config)
+    }
+
+    /// `REDIS_SENTINELS` and the other `REDIS_SENTINEL_*` variables.
+    fn read_sentinel_settings(
+        &mut self,
+        get: &impl Fn(&str) -> Option<String>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        const LIST: &str = "a comma-separated list of host:port";
+        match get("REDIS_SENTINELS") {
+            Some(list) => {
+                self.sentinels = parse_nodes(&list)
+                    .filter(|nodes| !nodes.is_empty())
+                    .ok_or_else(|| ConfigError::new("REDIS_SENTINELS", &list, LIST))?;
+            }
+            None if self.mode == RedisMode::Sentinel => {
+                return Err(ConfigError::new(
+                    "REDIS_SENTINELS",
+                    "",
+                    format!("{LIST} (required with REDIS_MODE=sentinel)"),
+                ));
+            }
+            None => {}
+        }
+        if let Some(master) = get("REDIS_SENTINEL_MASTER") {
+            let master = master.trim();
+            if master.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::new(
+                    "REDIS_SENTINEL_MASTER",
+                    master,
+                    "a master name without spaces",
+                ));
+            }
+            master.clone_into(&mut self.sentinel_master);
+        }
+        self.sentinel_username = get("REDIS_SENTINEL_USERNAME").map(|u| u.trim().to_owned());
+        self.sentinel_password = lookup("REDIS_SENTINEL_PASSWORD")
+            .filter(|p| !p.is_empty())
+            .map(Secret);
+        Ok(())
     }
 
     /// `host:port`, for log lines.
@@ -323,6 +398,9 @@ mod tests {
             ("REDIS_MODE", "sharded"),
             ("REDIS_CLUSTER_NODES", "a:1,b"),
             ("REDIS_CLUSTER_NODES", "a:0"),
+            ("REDIS_SENTINELS", "s1:26379,nope"),
+            ("REDIS_SENTINELS", ","),
+            ("REDIS_SENTINEL_MASTER", "my master"),
         ] {
             let err = parse(&[(name, value)]).expect_err("rejected");
             assert_eq!((err.name, err.value.as_str()), (name, value));
@@ -351,6 +429,38 @@ mod tests {
         assert_eq!((err.name, err.value.as_str()), ("REDIS_DB", "2"));
         assert!(err.to_string().contains("cluster"), "{err}");
         assert_eq!(parse(&[("REDIS_DB", "2")]).expect("standalone").db, 2);
+    }
+
+    #[test]
+    fn sentinel_mode_needs_sentinels_and_keeps_their_password_secret() {
+        let err = parse(&[("REDIS_MODE", "sentinel")]).expect_err("no sentinels");
+        assert_eq!(err.name, "REDIS_SENTINELS");
+        assert!(err.to_string().contains("required"), "{err}");
+        let config = parse(&[
+            ("REDIS_MODE", "Sentinel"),
+            ("REDIS_SENTINELS", "10.0.0.1:26379, [::1]:26380"),
+            ("REDIS_SENTINEL_USERNAME", "watcher"),
+            ("REDIS_SENTINEL_PASSWORD", "sentinel-hunter2"),
+            ("REDIS_DB", "3"),
+        ])
+        .expect("valid");
+        assert_eq!(config.mode, RedisMode::Sentinel);
+        assert_eq!(
+            config.sentinels,
+            vec![("10.0.0.1".to_owned(), 26379), ("::1".to_owned(), 26380)]
+        );
+        assert_eq!(config.sentinel_master, "mymaster");
+        assert_eq!(config.sentinel_username.as_deref(), Some("watcher"));
+        assert_eq!(config.db, 3, "the data nodes' database");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("sentinel-hunter2"), "{shown}");
+        let named = parse(&[
+            ("REDIS_MODE", "sentinel"),
+            ("REDIS_SENTINELS", "s:1"),
+            ("REDIS_SENTINEL_MASTER", "orders"),
+        ])
+        .expect("valid");
+        assert_eq!(named.sentinel_master, "orders");
     }
 
     #[test]

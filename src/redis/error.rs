@@ -1,4 +1,5 @@
-//! `L2Error`: why a Redis operation failed, one variant per reaction.
+//! `L2Error`: why a Redis operation failed, one variant per reaction (and
+//! `RedisSetupError`: why a handle could not be built).
 //!
 //! The server's error replies are told apart by kind: `READONLY` and
 //! `MOVED` mean the connection reached a server that is no longer (or not)
@@ -76,4 +77,20 @@ pub(crate) fn classify(e: &RedisError) -> L2Error {
     } else {
         L2Error::Refused(text)
     }
+}
+
+/// Why a [`super::RedisHandle`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    /// `REDIS_TLS_CA_FILE` could not be read.
+    #[error("cannot read REDIS_TLS_CA_FILE {path}: {source}")]
+    CaFile {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The client rejected the settings.
+    #[error("invalid redis settings: {0}")]
+    Client(String),
 }

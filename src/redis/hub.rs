@@ -220,8 +220,8 @@ impl Hub {
         true
     }
 
-    /// Ends the lease at once (the cluster's topology changed: a primary
-    /// may not be tracked yet).
+    /// Ends the lease at once (the cluster's topology changed, or the
+    /// sentinels switched the primary: it may not be tracked yet).
     pub(crate) fn withdraw(&self) {
         self.lease_until_ns.store(0, Ordering::Release);
     }

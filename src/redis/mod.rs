@@ -15,14 +15,22 @@
 //!
 //! With `REDIS_MODE=cluster` ([`cluster`]) every operation goes through a
 //! Redis Cluster connection instead (it follows `MOVED`/`ASK`), and the
-//! listener tracks every primary ([`topology`]).
+//! listener tracks every primary ([`topology`]). With `REDIS_MODE=sentinel`
+//! ([`sentinel`]) the main connection is the one of the primary the
+//! sentinels name, replaced on every failover; an operation waits for a
+//! verified primary within its own timeout, and `READONLY` or a lost
+//! connection makes the follower look again.
 
 mod breaker;
 mod cluster;
 mod config;
+mod conn;
 mod erasure;
 mod error;
 pub(crate) mod hub;
+mod push;
+mod sentinel;
+mod session;
 mod topology;
 mod tracking;
 
@@ -30,26 +38,24 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{
-    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
-};
-use ::redis::{
-    Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, ProtocolVersion,
-    RedisConnectionInfo, RedisError, RedisFuture, TlsCertificates, Value,
-};
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use config::{RedisConfig, RedisMode, Secret};
 pub(crate) use erasure::WriteBack;
 pub use erasure::{Erasure, TOMBSTONE_PREFIX};
-pub use error::L2Error;
+pub use error::{L2Error, RedisSetupError};
 pub use hub::InvalidationMode;
 pub use tracking::{
     INVALIDATION_CHANNEL, InvalidationListener, InvalidationOptions, PUSH_CAPACITY,
 };
 
 use breaker::Breaker;
+pub(crate) use conn::Conn;
+use conn::make_client;
 use error::classify;
 use hub::Hub;
 use tracking::ListenerClients;
@@ -62,22 +68,6 @@ const BREAKER_COOLDOWN: Duration = Duration::from_secs(1);
 const LOADING_TRIES: u32 = 3;
 /// Pause between two of them.
 const LOADING_PAUSE: Duration = Duration::from_millis(100);
-
-/// Why a [`RedisHandle`] could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum RedisSetupError {
-    /// `REDIS_TLS_CA_FILE` could not be read.
-    #[error("cannot read REDIS_TLS_CA_FILE {path}: {source}")]
-    CaFile {
-        /// The path.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The client rejected the settings.
-    #[error("invalid redis settings: {0}")]
-    Client(String),
-}
 
 /// A cheap-to-clone handle on one Redis server.
 #[derive(Clone)]
@@ -92,14 +82,19 @@ struct Inner {
     /// To build a fresh manager.
     client: Client,
     manager_config: ConnectionManagerConfig,
-    /// Shared by every clone, so all callers learn of an outage together.
-    breaker: Breaker,
+    /// Shared by every clone, so all callers learn of an outage together
+    /// (and, in sentinel mode, with the follower, which resets it).
+    breaker: Arc<Breaker>,
     /// The clients of the invalidation listener's own connection.
     listener_clients: ListenerClients,
     /// Erasure settings (tombstone life, replicas to wait for).
     erasure: erasure::ErasureSettings,
     /// In cluster mode, the connection every operation goes through.
     cluster: Option<::redis::cluster_async::ClusterConnection>,
+    /// In sentinel mode, the primary now (the main connection is its).
+    sentinel: Option<Arc<sentinel::Follower>>,
+    /// Stops the sentinel tasks with the last clone of the handle.
+    _stop_following: Option<DropGuard>,
     /// The caches built on this handle, and whether their L1 is trusted.
     hub: Arc<Hub>,
     op_timeout: Duration,
@@ -141,7 +136,7 @@ impl RedisHandle {
         let info = format!("{scheme}://{}", config.endpoint())
             .into_connection_info()
             .map_err(client_error)?
-            .set_redis_settings(redis_settings);
+            .set_redis_settings(redis_settings.clone());
         let root_cert = match (&config.tls_ca_file, config.use_tls) {
             (Some(path), true) => {
                 Some(
@@ -163,13 +158,13 @@ impl RedisHandle {
             make_client(info.set_redis_settings(resp3.clone()), root_cert.clone())
                 .map_err(client_error)?;
         let cluster = match config.mode {
-            RedisMode::Standalone => None,
+            RedisMode::Standalone | RedisMode::Sentinel => None,
             RedisMode::Cluster => {
                 let connection = cluster::data_connection(config, scheme, root_cert.clone())
                     .map_err(client_error)?;
                 Some(cluster::ClusterClients {
                     connection,
-                    nodes: cluster::NodeClients::new(scheme, resp3, root_cert),
+                    nodes: cluster::NodeClients::new(scheme, resp3, root_cert.clone()),
                 })
             }
         };
@@ -187,22 +182,52 @@ impl RedisHandle {
         let manager =
             ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
                 .map_err(client_error)?;
+        let hub = Hub::new();
+        let breaker = Arc::new(Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN));
+        if config.mode == RedisMode::Sentinel && config.sentinels.is_empty() {
+            return Err(RedisSetupError::Client(
+                "sentinel mode needs at least one sentinel (REDIS_SENTINELS)".to_owned(),
+            ));
+        }
+        let (sentinel, stop_following, endpoint) = if config.mode == RedisMode::Sentinel {
+            let settings = sentinel::Settings::new(
+                config,
+                scheme,
+                &redis_settings,
+                root_cert,
+                manager_config.clone(),
+            );
+            let cancel = CancellationToken::new();
+            let follower = sentinel::Follower::start(
+                settings,
+                Arc::clone(&hub),
+                Arc::clone(&breaker),
+                &cancel,
+            );
+            let endpoint = sentinel::Follower::endpoint(config);
+            (Some(follower), Some(cancel.drop_guard()), endpoint)
+        } else {
+            (None, None, config.endpoint())
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 manager: ArcSwap::from_pointee(MainConnection { epoch: 0, manager }),
                 client,
                 manager_config,
-                breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN),
+                breaker,
                 cluster: cluster.as_ref().map(|c| c.connection.clone()),
                 listener_clients: ListenerClients {
                     resp3: tracking_client,
                     resp2: resp2_client,
                     cluster,
+                    sentinel: sentinel.clone(),
                 },
+                sentinel,
+                _stop_following: stop_following,
                 erasure: erasure::ErasureSettings::from_config(config),
-                hub: Hub::new(),
+                hub,
                 op_timeout: config.op_timeout,
-                endpoint: config.endpoint(),
+                endpoint,
             }),
         })
     }
@@ -242,7 +267,7 @@ impl RedisHandle {
         }
     }
 
-    /// `host:port` of the server.
+    /// `host:port` of the server (`sentinel:<master>` in sentinel mode).
     pub fn endpoint(&self) -> &str {
         &self.inner.endpoint
     }
@@ -253,9 +278,13 @@ impl RedisHandle {
     }
 
     /// The underlying connection (shared), for commands this handle does not
-    /// wrap. In cluster mode it reaches the seed node only.
-    pub fn connection(&self) -> ConnectionManager {
-        self.inner.manager.load().manager.clone()
+    /// wrap. In cluster mode it reaches the seed node only; in sentinel mode
+    /// it is the current primary's, `None` while no primary is verified.
+    pub fn connection(&self) -> Option<ConnectionManager> {
+        match &self.inner.sentinel {
+            Some(follower) => follower.current().map(|p| p.main.manager.clone()),
+            None => Some(self.inner.manager.load().manager.clone()),
+        }
     }
 
     /// Sends `PING` (connecting first if needed).
@@ -339,12 +368,18 @@ impl RedisHandle {
         &self,
         response_timeout: Duration,
     ) -> Result<::redis::aio::MultiplexedConnection, L2Error> {
+        let connect_timeout = self.inner.op_timeout.max(Duration::from_secs(1));
         let config = ::redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.inner.op_timeout.max(Duration::from_secs(1))))
+            .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout));
-        self.inner
-            .listener_clients
-            .resp3
+        let client = match &self.inner.sentinel {
+            Some(follower) => match follower.primary_within(connect_timeout).await {
+                Some(primary) => primary.resp3.clone(),
+                None => return Err(sentinel::no_primary()),
+            },
+            None => self.inner.listener_clients.resp3.clone(),
+        };
+        client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| classify(&e))
@@ -384,7 +419,18 @@ impl RedisHandle {
             let Some(permit) = self.inner.breaker.try_acquire() else {
                 return Err(L2Error::Unavailable);
             };
-            let main = self.inner.manager.load_full();
+            let started = tokio::time::Instant::now();
+            let main = match &self.inner.sentinel {
+                Some(follower) => match follower.primary_within(timeout).await {
+                    Some(primary) => Arc::clone(&primary.main),
+                    None => {
+                        let _ = permit.failure();
+                        return Err(sentinel::no_primary());
+                    }
+                },
+                None => self.inner.manager.load_full(),
+            };
+            let remaining = timeout.saturating_sub(started.elapsed());
             let conn = match (
                 write.then(|| self.inner.hub.write_connection()).flatten(),
                 &self.inner.cluster,
@@ -393,7 +439,7 @@ impl RedisHandle {
                 (None, Some(cluster)) => Conn::Cluster(cluster.clone()),
                 (None, None) => Conn::Main(main.manager.clone()),
             };
-            let outcome = tokio::time::timeout(timeout, op(conn)).await;
+            let outcome = tokio::time::timeout(remaining, op(conn)).await;
             let error = match outcome {
                 Ok(Ok(value)) => {
                     permit.success();
@@ -411,9 +457,11 @@ impl RedisHandle {
                 return Err(error);
             }
             let opened = permit.failure();
-            match &error {
-                L2Error::NotPrimary(_) => self.replace_connections(&main),
-                L2Error::Loading(_) if tries < LOADING_TRIES && !opened => {
+            match (&error, &self.inner.sentinel) {
+                (L2Error::NotPrimary(_), Some(follower)) => follower.demoted(main.epoch),
+                (L2Error::NotPrimary(_), None) => self.replace_connections(&main),
+                (_, Some(follower)) if error.is_ambiguous() => follower.suspect(),
+                (L2Error::Loading(_), _) if tries < LOADING_TRIES && !opened => {
                     tokio::time::sleep(LOADING_PAUSE).await;
                     continue;
                 }
@@ -452,62 +500,7 @@ impl RedisHandle {
 }
 
 /// The main connection and how many times it was replaced.
-struct MainConnection {
+pub(crate) struct MainConnection {
     epoch: u64,
     manager: ConnectionManager,
-}
-
-/// The connection one operation runs on.
-#[derive(Clone)]
-pub(crate) enum Conn {
-    /// The main, reconnecting connection.
-    Main(ConnectionManager),
-    /// The listener's tracking connection (`NOLOOP`).
-    Tracking(MultiplexedConnection),
-    /// A Redis Cluster connection (routes by key, follows redirects).
-    Cluster(::redis::cluster_async::ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Main(c) => c.req_packed_command(cmd),
-            Self::Tracking(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Main(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Tracking(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Main(c) => c.get_db(),
-            Self::Tracking(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-fn make_client(info: ConnectionInfo, root_cert: Option<Vec<u8>>) -> Result<Client, RedisError> {
-    match root_cert {
-        Some(root_cert) => Client::build_with_tls(
-            info,
-            TlsCertificates {
-                client_tls: None,
-                root_cert: Some(root_cert),
-            },
-        ),
-        None => Client::open(info),
-    }
 }

@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::cluster::{ClusterClients, Topology, fetch_topology};
 use super::hub::{Hub, InvalidationMode};
-use super::tracking::{InvalidationOptions, Lost, connect_resp3, listen, wait};
+use super::session::connect_resp3;
+use super::tracking::{InvalidationOptions, Lost, listen, wait};
 
 type Ending<'a> = Pin<Box<dyn Future<Output = Lost> + Send + 'a>>;
 

@@ -32,6 +32,11 @@
 //! The push channel is bounded ([`PUSH_CAPACITY`]); when it overflows, every
 //! L1 entry is dropped before the lease is renewed.
 //!
+//! In sentinel mode the listener connects to the primary the follower
+//! ([`super::sentinel`]) names, and every renewal of the lease also checks
+//! that this primary is still the current one: after a switch nothing is
+//! trusted until tracking runs on the new primary.
+//!
 //! Where Redis refuses `CLIENT TRACKING` (some managed services and
 //! proxies), or refuses `HELLO 3` (RESP2-only servers and proxies), the
 //! listener says so once and falls back to pub/sub: warmcache writers
@@ -39,19 +44,16 @@
 //! live at most `fallback_l1_ttl`, since other writers do not publish.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use ::redis::{AsyncConnectionConfig, Client, ErrorKind, PushInfo, PushKind, RedisError, Value};
-use futures_util::{FutureExt, StreamExt};
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::mpsc::{Receiver, channel};
+use ::redis::Client;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::hub::{Hub, InvalidationMode};
+use super::push::apply;
+use super::session::{Pong, Session, connect_resp2, connect_resp3, refuses_resp3};
 
 /// The pub/sub channel of the fallback mode. Payload: a full Redis key.
 pub const INVALIDATION_CHANNEL: &str = "warmcache:invalidations";
@@ -115,6 +117,8 @@ pub(crate) struct ListenerClients {
     pub(crate) resp2: Client,
     /// In cluster mode: every primary is tracked ([`super::topology`]).
     pub(crate) cluster: Option<super::cluster::ClusterClients>,
+    /// In sentinel mode: the primary now, instead of `resp3`/`resp2`.
+    pub(crate) sentinel: Option<Arc<super::sentinel::Follower>>,
 }
 
 impl InvalidationListener {
@@ -171,115 +175,6 @@ impl InvalidationListener {
     }
 }
 
-/// Where invalidations come from on one connection.
-enum Feed {
-    /// RESP3 pushes (tracking or subscribed), through the bounded channel.
-    Resp3 {
-        pushes: Receiver<PushInfo>,
-        overflowed: Arc<AtomicBool>,
-        connection: MultiplexedConnection,
-    },
-    /// RESP2 pub/sub messages.
-    Resp2 {
-        sink: PubSubSink,
-        stream: PubSubStream,
-    },
-}
-
-/// What one connection event means.
-enum Event {
-    Key(String),
-    All,
-    Closed,
-    Nothing,
-}
-
-type Pong = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RedisError>> + Send>>;
-
-impl Feed {
-    async fn next(&mut self) -> Vec<Event> {
-        match self {
-            Self::Resp3 { pushes, .. } => match pushes.recv().await {
-                None => vec![Event::Closed],
-                Some(push) => push_events(push),
-            },
-            Self::Resp2 { stream, .. } => match stream.next().await {
-                None => vec![Event::Closed],
-                Some(msg) => vec![message_event(msg.get_payload_bytes())],
-            },
-        }
-    }
-
-    /// Applies everything already received; `false` if the connection closed.
-    fn drain(&mut self, hub: &Hub) -> bool {
-        loop {
-            let events = match self {
-                Self::Resp3 {
-                    pushes, overflowed, ..
-                } => {
-                    if overflowed.swap(false, Ordering::AcqRel) {
-                        tracing::warn!(
-                            capacity = PUSH_CAPACITY,
-                            "invalidation pushes overflowed; dropping every L1 entry"
-                        );
-                        hub.invalidate_all();
-                    }
-                    match pushes.try_recv() {
-                        Ok(push) => push_events(push),
-                        Err(_) => return true,
-                    }
-                }
-                Self::Resp2 { stream, .. } => match stream.next().now_or_never() {
-                    None => return true,
-                    Some(None) => vec![Event::Closed],
-                    Some(Some(msg)) => vec![message_event(msg.get_payload_bytes())],
-                },
-            };
-            if !apply(hub, events) {
-                return false;
-            }
-        }
-    }
-
-    fn ping(&self) -> Pong {
-        match self {
-            Self::Resp3 { connection, .. } => {
-                let mut connection = connection.clone();
-                Box::pin(async move {
-                    ::redis::cmd("PING")
-                        .query_async::<Value>(&mut connection)
-                        .await
-                        .map(drop)
-                })
-            }
-            Self::Resp2 { sink, .. } => {
-                let mut sink = sink.clone();
-                Box::pin(async move { sink.ping::<Value>().await.map(drop) })
-            }
-        }
-    }
-}
-
-/// One connected session.
-pub(super) struct Session {
-    pub(super) mode: InvalidationMode,
-    feed: Feed,
-    /// When tracking (or the subscription) was requested.
-    pub(super) since: Instant,
-}
-
-impl Session {
-    /// The connection, when it tracks with `NOLOOP`.
-    pub(super) fn tracking_connection(&self) -> Option<MultiplexedConnection> {
-        match (&self.mode, &self.feed) {
-            (InvalidationMode::Tracking, Feed::Resp3 { connection, .. }) => {
-                Some(connection.clone())
-            }
-            _ => None,
-        }
-    }
-}
-
 async fn run(
     clients: ListenerClients,
     hub: Arc<Hub>,
@@ -299,11 +194,27 @@ async fn run(
                 () = hub.woken() => continue,
             }
         }
+        // Sentinel mode: the clients of the primary now (waiting for one).
+        let primary = match &clients.sentinel {
+            Some(follower) => match follower.primary(&cancel).await {
+                Some(primary) => Some(primary),
+                None => return,
+            },
+            None => None,
+        };
+        let (resp3, resp2) = primary
+            .as_ref()
+            .map_or((&clients.resp3, &clients.resp2), |p| (&p.resp3, &p.resp2));
+        // Whether that primary is still current (a switch withdraws the lease).
+        let current = || match (&clients.sentinel, &primary) {
+            (Some(follower), Some(primary)) => follower.confirm(primary.epoch),
+            _ => true,
+        };
         let attempt = async {
             if resp2_only {
-                connect_resp2(&clients.resp2).await
+                connect_resp2(resp2).await
             } else {
-                connect_resp3(&clients.resp3, &prefixes, options.timeout).await
+                connect_resp3(resp3, &prefixes, options.timeout).await
             }
         };
         let connected = tokio::select! {
@@ -317,17 +228,17 @@ async fn run(
                 tracing::debug!(error = %e, "HELLO 3 refused");
                 continue;
             }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "invalidation listener cannot connect; retrying");
-                let Some(next) = wait(&cancel, backoff).await else {
-                    return;
-                };
-                backoff = next;
-                continue;
-            }
-            Err(_) => {
-                tracing::debug!("invalidation listener timed out connecting; retrying");
-                let Some(next) = wait(&cancel, backoff).await else {
+            failed => {
+                match failed {
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "invalidation listener cannot connect; retrying")
+                    }
+                    _ => tracing::debug!("invalidation listener timed out connecting; retrying"),
+                }
+                if let Some(follower) = &clients.sentinel {
+                    follower.suspect();
+                }
+                let Some(next) = pause(&cancel, &hub, backoff).await else {
                     return;
                 };
                 backoff = next;
@@ -347,19 +258,24 @@ async fn run(
         }
         // Whatever was cached may have changed while nobody listened.
         hub.invalidate_all();
-        if !hub.renew(session.since, options.grace, epoch) {
+        if !hub.renew(session.since, options.grace, epoch) || !current() {
             continue;
         }
         hub.connected(session.mode, session.tracking_connection());
+        if !current() {
+            // The primary changed meanwhile: no write may go to this one.
+            hub.disconnected();
+            continue;
+        }
         tracing::info!(mode = ?session.mode, prefixes = ?prefixes, "invalidation listener connected");
 
-        let renew = |sent| hub.renew(sent, options.grace, epoch);
+        let renew = |sent| hub.renew(sent, options.grace, epoch) && current();
         let lost = listen(&hub, &mut session, options, epoch, &cancel, &renew).await;
         hub.disconnected();
         match lost {
             Lost::Cancelled => return,
             Lost::Retrack => {
-                tracing::info!("a keyed cache was added; tracking its keyspace too");
+                tracing::info!("tracking again (a keyed cache was added, or the primary changed)");
             }
             Lost::Connection(why) => tracing::warn!(
                 reason = why,
@@ -370,83 +286,20 @@ async fn run(
     }
 }
 
+/// [`wait`], ended early when the hub is woken (a new primary, a new cache).
+async fn pause(cancel: &CancellationToken, hub: &Hub, backoff: Duration) -> Option<Duration> {
+    tokio::select! {
+        () = hub.woken() => Some(backoff),
+        next = wait(cancel, backoff) => next,
+    }
+}
+
 /// Sleeps `backoff` (or stops on cancel) and returns the next backoff.
 pub(super) async fn wait(cancel: &CancellationToken, backoff: Duration) -> Option<Duration> {
     tokio::select! {
         () = cancel.cancelled() => None,
         () = tokio::time::sleep(backoff) => Some((backoff * 2).min(Duration::from_secs(1))),
     }
-}
-
-/// Whether connecting failed because the server (or a proxy) refuses RESP3.
-fn refuses_resp3(e: &RedisError) -> bool {
-    e.kind() == ErrorKind::RESP3NotSupported
-        || (e.code() == Some("ERR") && e.to_string().to_ascii_uppercase().contains("HELLO"))
-}
-
-/// Connects over RESP3, then enables tracking (or subscribes if refused).
-pub(super) async fn connect_resp3(
-    client: &Client,
-    prefixes: &[String],
-    timeout: Duration,
-) -> Result<Session, RedisError> {
-    let (tx, pushes) = channel(PUSH_CAPACITY);
-    let overflowed = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&overflowed);
-    let sender = move |push: PushInfo| match tx.try_send(push) {
-        Ok(()) => Ok(()),
-        Err(TrySendError::Full(_)) => {
-            flag.store(true, Ordering::Release);
-            Ok(())
-        }
-        Err(TrySendError::Closed(_)) => Err(()),
-    };
-    let config = AsyncConnectionConfig::new()
-        .set_push_sender(sender)
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(None);
-    let mut connection = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
-    let mut tracking = ::redis::cmd("CLIENT");
-    tracking.arg("TRACKING").arg("ON").arg("BCAST");
-    for prefix in prefixes {
-        tracking.arg("PREFIX").arg(prefix);
-    }
-    tracking.arg("NOLOOP");
-    let since = Instant::now();
-    let mode = match tracking.query_async::<()>(&mut connection).await {
-        Ok(()) => InvalidationMode::Tracking,
-        // The server answered with an error: it forbids tracking.
-        Err(e) if e.code().is_some() => {
-            tracing::debug!(error = %e, "CLIENT TRACKING refused");
-            connection.subscribe(INVALIDATION_CHANNEL).await?;
-            InvalidationMode::PubSub
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(Session {
-        mode,
-        feed: Feed::Resp3 {
-            pushes,
-            overflowed,
-            connection,
-        },
-        since,
-    })
-}
-
-/// Subscribes over RESP2 (the server refuses `HELLO 3`).
-async fn connect_resp2(client: &Client) -> Result<Session, RedisError> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    let since = Instant::now();
-    pubsub.subscribe(INVALIDATION_CHANNEL).await?;
-    let (sink, stream) = pubsub.split();
-    Ok(Session {
-        mode: InvalidationMode::PubSub,
-        feed: Feed::Resp2 { sink, stream },
-        since,
-    })
 }
 
 pub(super) enum Lost {
@@ -485,7 +338,7 @@ pub(super) async fn listen(
             () = cancel.cancelled() => return Lost::Cancelled,
             () = hub.woken() => {
                 if hub.take_reconnect_request() {
-                    return Lost::Connection("the server answered as a replica");
+                    return Lost::Connection("reconnect requested (the server answered as a replica, or the primary changed)");
                 }
                 if hub.registered_since(epoch) {
                     return Lost::Retrack;
@@ -517,60 +370,5 @@ pub(super) async fn listen(
                 in_flight = Some((Instant::now(), session.feed.ping()));
             }
         }
-    }
-}
-
-/// Applies events; `false` once the connection closed.
-fn apply(hub: &Hub, events: Vec<Event>) -> bool {
-    for event in events {
-        match event {
-            Event::Key(key) => hub.invalidate_key(&key),
-            Event::All => hub.invalidate_all(),
-            Event::Closed => return false,
-            Event::Nothing => {}
-        }
-    }
-    true
-}
-
-/// The events of one RESP3 push.
-fn push_events(push: PushInfo) -> Vec<Event> {
-    match push.kind {
-        PushKind::Disconnection => vec![Event::Closed],
-        PushKind::Invalidate => push
-            .data
-            .into_iter()
-            .flat_map(|value| match value {
-                // FLUSHDB / FLUSHALL: no key list.
-                Value::Nil => vec![Event::All],
-                Value::Array(keys) => keys.iter().filter_map(as_text).map(Event::Key).collect(),
-                other => as_text(&other).map(Event::Key).into_iter().collect(),
-            })
-            .collect(),
-        PushKind::Message => match push.data.get(1) {
-            Some(Value::BulkString(bytes)) => vec![message_event(bytes)],
-            Some(other) => {
-                as_text(other).map_or_else(Vec::new, |key| vec![message_event(key.as_bytes())])
-            }
-            None => Vec::new(),
-        },
-        _ => vec![Event::Nothing],
-    }
-}
-
-/// A fallback message: a key, or `*` for everything.
-fn message_event(payload: &[u8]) -> Event {
-    match std::str::from_utf8(payload) {
-        Ok("*") => Event::All,
-        Ok(key) => Event::Key(key.to_owned()),
-        Err(_) => Event::Nothing,
-    }
-}
-
-fn as_text(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(text) => Some(text.clone()),
-        _ => None,
     }
 }

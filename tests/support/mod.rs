@@ -1,5 +1,5 @@
-//! Test support: real `redis-server` processes owned by the test (and, in
-//! [`bigquery`], BigQuery emulator processes and fakes).
+//! Test support: real `redis-server` and `redis-sentinel` processes owned by
+//! the test (and, in [`bigquery`], BigQuery emulator processes and fakes).
 //!
 //! Each [`RedisServer`] runs on a free loopback port in its own temporary
 //! directory, and is killed (and its directory removed) when dropped. Tests
@@ -11,10 +11,12 @@ pub mod bigquery;
 pub mod bullmq;
 pub mod cluster;
 pub mod history;
+pub mod instance;
 pub mod keyed;
 pub mod latency;
 pub mod node;
 pub mod proxy;
+pub mod sentinel;
 #[cfg(feature = "bigquery")]
 pub mod shop;
 
@@ -30,26 +32,35 @@ use warmcache::{RedisConfig, Secret};
 /// Polls `check` every 10 ms for up to 5 s; panics naming `what` if it
 /// never holds. For events on real sockets (an invalidation push), which a
 /// test cannot await directly.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    for _ in 0..500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting for {what}");
+    eventually_within(what, Duration::from_secs(5), check).await;
 }
 
-/// A `redis-server` child process.
+/// [`eventually`] with a bound of its own (e.g. long enough for a failover).
+pub async fn eventually_within<F, Fut>(what: &str, bound: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + bound;
+    while !check().await {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A `redis-server` (or `redis-sentinel`) child process.
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
+    /// `redis-server`, or `redis-sentinel` (its config file is the first argument).
+    program: &'static str,
 }
 
 /// An age-verification record whose `method` tells versions apart.
@@ -108,12 +119,34 @@ impl RedisServer {
     /// The port is chosen here; TLS servers pass `--tls-port` themselves
     /// and use [`RedisServer::start_tls`].
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_program("redis-server", None, extra)
+    }
+
+    /// A `redis-sentinel` on a free port; `config` is its configuration
+    /// after the `port`, `bind` and `dir` lines (Sentinel needs a writable
+    /// file: it records what it learns there).
+    pub fn start_sentinel(config: &str) -> Self {
+        Self::start_program("redis-sentinel", Some(config), &[])
+    }
+
+    fn start_program(program: &'static str, config: Option<&str>, extra: &[&str]) -> Self {
         // A port picked free may be taken before redis-server binds it (by
         // a parallel test's server or an outgoing connection): pick again.
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let mut args: Vec<String> = vec!["--port".to_owned(), port.to_string()];
+            let dir = temp_dir("redis");
+            let mut args: Vec<String> = Vec::new();
+            if let Some(config) = config {
+                let file = dir.join("sentinel.conf");
+                let text = format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n{config}",
+                    dir.display()
+                );
+                std::fs::write(&file, text).expect("write the sentinel config");
+                args.push(file.display().to_string());
+            }
+            args.extend(["--port".to_owned(), port.to_string()]);
             args.extend(extra.iter().map(|s| (*s).to_owned()));
             if extra.contains(&"--cluster-enabled") {
                 // The default bus port (port + 10000) is neither checked
@@ -122,9 +155,10 @@ impl RedisServer {
             }
             let mut server = Self {
                 port,
-                dir: temp_dir("redis"),
+                dir,
                 args,
                 child: None,
+                program,
             };
             match server.try_spawn() {
                 Ok(()) => return server,
@@ -132,7 +166,7 @@ impl RedisServer {
                 Err(SpawnError::Failed(text)) => panic!("{text}"),
             }
         }
-        panic!("redis-server found no free port in 5 tries:\n{last_error}");
+        panic!("{program} found no free port in 5 tries:\n{last_error}");
     }
 
     /// A TLS-only server (plain port off) using the given PEM files.
@@ -159,6 +193,7 @@ impl RedisServer {
             dir,
             args,
             child: None,
+            program: "redis-server",
         };
         server.spawn();
         server
@@ -180,7 +215,7 @@ impl RedisServer {
     fn try_spawn(&mut self) -> Result<(), SpawnError> {
         let log = self.dir.join("redis.log");
         let _ = std::fs::remove_file(&log);
-        let child = Command::new("redis-server")
+        let child = Command::new(self.program)
             .args(&self.args)
             .args([
                 "--bind",
@@ -200,14 +235,22 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect(
-                "redis-server must be installed (run .ci/run, or apt-get install redis-server)",
-            );
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} must be installed (run .ci/run, or apt-get install {}): {e}",
+                    self.program, self.program
+                )
+            });
         self.child = Some(child);
+        // A sentinel logs its id once it listens (it never says "Ready").
+        let ready = match self.program {
+            "redis-sentinel" => "Sentinel ID is",
+            _ => "Ready to accept connections",
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("Ready to accept connections") {
+            if text.contains(ready) {
                 return Ok(());
             }
             if let Some(status) = self
@@ -215,7 +258,7 @@ impl RedisServer {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                let message = format!("redis-server exited with {status} at start:\n{text}");
+                let message = format!("{} exited with {status} at start:\n{text}", self.program);
                 return Err(if text.contains("Address already in use") {
                     SpawnError::AddressInUse(message)
                 } else {
@@ -224,7 +267,8 @@ impl RedisServer {
             }
             if Instant::now() >= deadline {
                 return Err(SpawnError::Failed(format!(
-                    "redis-server did not start within 10 s:\n{text}"
+                    "{} did not start within 10 s:\n{text}",
+                    self.program
                 )));
             }
             std::thread::sleep(Duration::from_millis(10));

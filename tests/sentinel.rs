@@ -1,0 +1,298 @@
+//! Sentinel mode (issue 13) against real servers ([`support::sentinel`]): a
+//! primary, its replica and three `redis-sentinel` processes; two warmcache
+//! instances and a foreign client (`redis-cli`) on the primary. Changes reach
+//! both L1s; `SENTINEL FAILOVER` and a killed primary are followed by
+//! themselves, no connection stays on the demoted primary, L1 is distrusted
+//! until tracking runs on the new one, and an erasure made during the
+//! failover stays final.
+//!
+//! Real sockets, so the real clock: waits are bounded polls that fail with a
+//! message; recovery times are printed (reported, not asserted).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::age_record as record;
+use support::instance::{GRACE, Instance, eventually, key, record_json};
+use support::sentinel::{SentinelSet, cli};
+use warmcache::records::AgeVerification;
+use warmcache::{Tier, TieredCache};
+
+/// The foreign writer's `SET key json EX 600` on the node `port`.
+fn foreign_set(port: u16, id: &str, method: &str) {
+    let reply = cli(
+        port,
+        &["SET", &key(id), &record_json(id, method), "EX", "600"],
+    );
+    assert_eq!(reply, "OK");
+}
+
+/// Writes `id` through `ages` until a write lands on the node `port` (read
+/// back there; call once `port` is the primary, so no replication from the
+/// old one can bring it); returns how long it took from `since`.
+async fn first_write_on(
+    ages: &TieredCache<AgeVerification>,
+    port: u16,
+    id: &str,
+    since: Instant,
+) -> Duration {
+    let mut n = 0_u32;
+    eventually("a write to reach the new primary", || {
+        n += 1;
+        let method = format!("after-{n}");
+        async move {
+            ages.insert(id, record(id, &method)).await.is_ok()
+                && cli(port, &["GET", &key(id)]).contains(&method)
+        }
+    })
+    .await;
+    since.elapsed()
+}
+
+/// The lease's promise: once `GRACE` has passed since changes were
+/// acknowledged, no read of `ids` on either instance returns `old`.
+async fn nothing_stale_after_grace(instances: [&Instance; 2], ids: &[String], old: &str) {
+    tokio::time::sleep(GRACE).await;
+    for instance in instances {
+        for id in ids {
+            if let Ok(Some(found)) = instance.ages.get(id).await {
+                assert_ne!(
+                    found.value.method.as_deref(),
+                    Some(old),
+                    "{id}: {old} served from {:?} past the grace",
+                    found.tier
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_the_primary_reach_both_l1s() {
+    let set = SentinelSet::start();
+    let primary = set.primary();
+    let mut waiting = set.config();
+    waiting.erasure_replicas = 1;
+    waiting.erasure_wait = Duration::from_secs(2);
+    let (a, b) = (
+        Instance::start(&waiting).await,
+        Instance::start(&set.config()).await,
+    );
+    let ids: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    for id in &ids {
+        foreign_set(primary, id, "v1");
+    }
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.cached(id, "v1").await;
+        }
+    }
+    for id in &ids {
+        foreign_set(primary, id, "v2");
+    }
+    nothing_stale_after_grace([&a, &b], &ids, "v1").await;
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.reads(id, Some("v2")).await;
+            instance.cached(id, "v2").await;
+        }
+    }
+    for id in &ids {
+        assert_eq!(cli(primary, &["DEL", &key(id)]), "1");
+    }
+    nothing_stale_after_grace([&a, &b], &ids, "v2").await;
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.reads(id, None).await;
+        }
+    }
+
+    // warmcache's own writes and erasures reach the other instance too.
+    for id in &ids {
+        a.ages.insert(id, record(id, "mine")).await.expect("insert");
+    }
+    for id in &ids {
+        b.reads(id, Some("mine")).await;
+    }
+    let erased = &ids[0];
+    b.cached(erased, "mine").await;
+    let erasure = a.ages.erase(erased).await.expect("erase");
+    assert_eq!(erasure.replicas_confirmed, 1, "WAIT ran on the primary");
+    b.reads(erased, None).await;
+    assert_eq!(cli(primary, &["EXISTS", &key(erased)]), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_moves_every_connection_and_serves_nothing_stale() {
+    let set = SentinelSet::start();
+    let old = set.primary();
+    let (a, b) = (
+        Instance::start(&set.config()).await,
+        Instance::start(&set.config()).await,
+    );
+    let (id, probe) = ("handover", "probe");
+    foreign_set(old, id, "v1");
+    a.cached(id, "v1").await;
+    b.cached(id, "v1").await;
+    assert!(
+        !set.warmcache_clients(old).is_empty(),
+        "the instances are connected to the primary"
+    );
+
+    let started = Instant::now();
+    set.failover();
+    let new = set.wait_switched_from(old);
+    let switched = started.elapsed();
+    let writes = {
+        let ages = a.ages.clone();
+        tokio::spawn(async move { first_write_on(&ages, new, probe, started).await })
+    };
+    // A change on the new primary right after the switch: the old primary
+    // never sees it, so an L1 still trusted on its tracking would serve v1.
+    foreign_set(new, id, "v2");
+    let changed = Instant::now();
+    let mut l1_reads = 0;
+    while changed.elapsed() < Duration::from_secs(2) {
+        for instance in [&a, &b] {
+            if let Ok(Some(got)) = instance.ages.get(id).await {
+                let method = got.value.method.as_deref();
+                assert!(
+                    !(got.tier == Tier::L1 && method == Some("v1")),
+                    "v1 served from L1 {} ms after v2 was written on the new primary",
+                    changed.elapsed().as_millis()
+                );
+                l1_reads += u32::from(got.tier == Tier::L1);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        l1_reads > 0,
+        "L1 is trusted again once tracking runs on {new}"
+    );
+    let took = writes.await.expect("writer");
+    println!(
+        "sentinel failover: SENTINEL FAILOVER to the sentinels' switch {} ms, to first write on the new primary {} ms",
+        switched.as_millis(),
+        took.as_millis()
+    );
+
+    // Both instances follow the new primary's changes from L1.
+    for instance in [&a, &b] {
+        instance.cached(id, "v2").await;
+    }
+    assert_eq!(cli(new, &["DEL", &key(id)]), "1");
+    a.reads(id, None).await;
+    b.reads(id, None).await;
+
+    // Nothing of ours stays on the demoted primary (now a replica).
+    eventually("no warmcache connection on the demoted primary", || async {
+        set.warmcache_clients(old).is_empty()
+    })
+    .await;
+    eventually(
+        "the sentinels to make the old primary a replica",
+        || async { cli(old, &["ROLE"]).starts_with("slave") },
+    )
+    .await;
+    a.ages.insert(id, record(id, "v3")).await.expect("insert");
+    assert!(cli(new, &["GET", &key(id)]).contains("v3"));
+    assert!(
+        set.warmcache_clients(old).is_empty(),
+        "{:?}",
+        set.warmcache_clients(old)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
+    let mut set = SentinelSet::start();
+    let old = set.primary();
+    let (a, b) = (
+        Instance::start(&set.config()).await,
+        Instance::start(&set.config()).await,
+    );
+    let (id, erased) = ("survivor", "erased");
+    for i in [id, erased] {
+        a.ages.insert(i, record(i, "before")).await.expect("insert");
+        b.cached(i, "before").await;
+    }
+    set.wait_replicas_in_sync();
+
+    let killed_at = Instant::now();
+    set.kill(old);
+    // The erasure is retried until a primary takes it (the promoted replica).
+    eventually("the erasure to be taken", || async {
+        a.ages.erase(erased).await.is_ok()
+    })
+    .await;
+    let new = set.wait_switched_from(old);
+    let switched = killed_at.elapsed();
+    let took = first_write_on(&a.ages, new, id, killed_at).await;
+    println!(
+        "sentinel failover: kill to the sentinels' switch {} ms, to first write on the new primary {} ms",
+        switched.as_millis(),
+        took.as_millis()
+    );
+
+    // The old primary comes back empty; the sentinels make it a replica of
+    // the new one. The erasure is final everywhere, also against a loader
+    // that still has the old value.
+    set.node(old).restart();
+    eventually("the old primary to rejoin as a replica", || async {
+        cli(old, &["ROLE"]).starts_with("slave")
+    })
+    .await;
+    set.wait_replicas_in_sync();
+    assert_eq!(cli(new, &["EXISTS", &key(erased)]), "0");
+    for instance in [&a, &b] {
+        instance.reads(erased, None).await;
+        let loaded = instance
+            .ages
+            .get_or_load(erased, |_| async {
+                Ok::<_, std::io::Error>(record(erased, "before"))
+            })
+            .await
+            .expect("loader answers");
+        assert_eq!(loaded.tier, Tier::Loader);
+    }
+    assert_eq!(cli(new, &["EXISTS", &key(erased)]), "0", "not written back");
+
+    // Invalidations come from the new primary: both L1s follow it.
+    foreign_set(new, id, "foreign");
+    a.reads(id, Some("foreign")).await;
+    b.reads(id, Some("foreign")).await;
+    a.cached(id, "foreign").await;
+    b.cached(id, "foreign").await;
+    assert_eq!(cli(new, &["DEL", &key(id)]), "1");
+    a.reads(id, None).await;
+    b.reads(id, None).await;
+    assert!(
+        set.warmcache_clients(old).is_empty(),
+        "{:?}",
+        set.warmcache_clients(old)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_reachable_sentinel_is_a_bounded_connection_error() {
+    let mut config = warmcache::RedisConfig::local_sentinel(
+        &[support::free_port(), support::free_port()],
+        "mymaster",
+    );
+    config.op_timeout = Duration::from_millis(200);
+    config.connect_timeout = Duration::from_millis(200);
+    let redis = warmcache::RedisHandle::connect_lazy(&config).expect("valid settings");
+    let started = Instant::now();
+    let error = redis.ping().await.expect_err("no primary");
+    assert!(
+        matches!(error, warmcache::L2Error::Connection(_)),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded");
+    assert_eq!(redis.endpoint(), "sentinel:mymaster");
+
+    config.sentinels.clear();
+    assert!(warmcache::RedisHandle::connect_lazy(&config).is_err());
+}

@@ -1,0 +1,196 @@
+//! A Sentinel-managed Redis on loopback: 1 primary, 1 replica and 3
+//! `redis-sentinel` processes (quorum 2, `down-after-milliseconds` 1000), each
+//! a [`RedisServer`] in its own directory, killed when dropped. Foreign
+//! clients are `redis-cli` processes ([`cli`]).
+
+use std::time::{Duration, Instant};
+
+use warmcache::RedisConfig;
+
+use super::RedisServer;
+pub use super::cluster::cli;
+
+/// The name the sentinels monitor the primary under.
+pub const MASTER: &str = "mymaster";
+
+/// The data nodes and the sentinels.
+pub struct SentinelSet {
+    /// The first primary and the first replica (roles change on failover).
+    pub nodes: Vec<RedisServer>,
+    /// Three sentinels.
+    pub sentinels: Vec<RedisServer>,
+}
+
+impl SentinelSet {
+    /// Starts the primary, its replica (once in sync) and three sentinels;
+    /// returns once every sentinel knows the replica and the other two.
+    pub fn start() -> Self {
+        let primary = RedisServer::start();
+        let port = primary.port().to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+        let set = Self {
+            nodes: vec![primary, replica],
+            sentinels: Vec::new(),
+        };
+        set.wait_replicas_in_sync();
+        let config = format!(
+            "sentinel resolve-hostnames no\n\
+             sentinel monitor {MASTER} 127.0.0.1 {port} 2\n\
+             sentinel down-after-milliseconds {MASTER} 1000\n\
+             sentinel failover-timeout {MASTER} 3000\n"
+        );
+        let sentinels = (0..3)
+            .map(|_| RedisServer::start_sentinel(&config))
+            .collect();
+        let set = Self { sentinels, ..set };
+        set.wait_sentinels_ready();
+        set
+    }
+
+    /// Waits (up to 20 s) until every sentinel sees the primary up, its
+    /// replica, and the two other sentinels.
+    fn wait_sentinels_ready(&self) {
+        wait_until("the sentinels to know each other and the replica", || {
+            self.sentinel_ports().iter().all(|&port| {
+                let fields = flat_fields(&cli(port, &["SENTINEL", "MASTER", MASTER]));
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.as_str())
+                };
+                field("flags") == Some("master")
+                    && field("num-slaves") == Some("1")
+                    && field("num-other-sentinels") == Some("2")
+            })
+        });
+    }
+
+    /// Waits (up to 20 s) until every live replica's link is up.
+    pub fn wait_replicas_in_sync(&self) {
+        wait_until("the replicas to be in sync", || {
+            self.live_ports().iter().all(|&port| {
+                let info = cli(port, &["INFO", "replication"]);
+                info.contains("role:master") || info.contains("master_link_status:up")
+            })
+        });
+    }
+
+    /// Ports of the data nodes that run.
+    pub fn live_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(RedisServer::port)
+            .collect()
+    }
+
+    /// Ports of the sentinels.
+    pub fn sentinel_ports(&self) -> Vec<u16> {
+        self.sentinels.iter().map(RedisServer::port).collect()
+    }
+
+    /// Settings for warmcache: sentinel mode, every sentinel, short timeouts.
+    pub fn config(&self) -> RedisConfig {
+        let mut config = RedisConfig::local_sentinel(&self.sentinel_ports(), MASTER);
+        config.op_timeout = Duration::from_millis(300);
+        config.connect_timeout = Duration::from_millis(300);
+        config
+    }
+
+    /// The primary's port as the first sentinel names it.
+    pub fn primary(&self) -> u16 {
+        let reply = cli(
+            self.sentinel_ports()[0],
+            &["SENTINEL", "get-master-addr-by-name", MASTER],
+        );
+        reply
+            .lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("a primary address, not {reply:?}"))
+    }
+
+    /// `SENTINEL FAILOVER` on the first sentinel.
+    pub fn failover(&self) {
+        assert_eq!(
+            cli(self.sentinel_ports()[0], &["SENTINEL", "FAILOVER", MASTER]),
+            "OK"
+        );
+    }
+
+    /// Waits until every sentinel names a primary other than `old` and that
+    /// node answers `ROLE` as a master; returns its port.
+    pub fn wait_switched_from(&self, old: u16) -> u16 {
+        let mut new = 0;
+        wait_until("the sentinels to name the new primary", || {
+            let named: Vec<u16> = self
+                .sentinel_ports()
+                .iter()
+                .map(|&port| {
+                    cli(port, &["SENTINEL", "get-master-addr-by-name", MASTER])
+                        .lines()
+                        .nth(1)
+                        .and_then(|p| p.trim().parse().ok())
+                        .unwrap_or(0)
+                })
+                .collect();
+            new = named[0];
+            named.iter().all(|&p| p == new)
+                && new != old
+                && cli(new, &["ROLE"]).starts_with("master")
+        });
+        new
+    }
+
+    /// Kills the data node on `port` (SIGKILL).
+    pub fn kill(&mut self, port: u16) {
+        self.node(port).kill();
+    }
+
+    /// The data node on `port`.
+    pub fn node(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port() == port)
+            .expect("a data node on that port")
+    }
+
+    /// `CLIENT LIST` lines on the data node `port` of clients other than the
+    /// sentinels, replication links and the `redis-cli` asking: warmcache's.
+    pub fn warmcache_clients(&self, port: u16) -> Vec<String> {
+        cli(port, &["CLIENT", "LIST"])
+            .lines()
+            .filter(|line| {
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|f| f.strip_prefix(name))
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                !field("name=").starts_with("sentinel-")
+                    && !field("flags=").contains(['S', 'M'])
+                    && field("cmd=") != "client|list"
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// `redis-cli` prints a flat reply one element a line: pair them up.
+fn flat_fields(reply: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = reply.lines().map(str::trim).collect();
+    lines
+        .chunks(2)
+        .filter_map(|pair| Some((pair.first()?.to_string(), pair.get(1)?.to_string())))
+        .collect()
+}
+
+/// Polls `check` every 50 ms for up to 20 s (blocking; setup only).
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
