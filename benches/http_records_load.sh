@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # HTTP load comparison: GET /age-verification/{id} L1 hits of warmcache
-# against a bare axum + moka server holding the same bytes.
+# against a bare axum + moka server holding the same bytes; with
+# RECORDS=jobs, GET /jobs/{id} (reasoning_job records, ETag included) the
+# same way.
 #
 # Starts its own redis-server on a free loopback port, seeds it with COUNT
 # age verifications as a Node service writes them (tests/node/scripts/
@@ -16,13 +18,14 @@
 # from /proc). warmcache's Redis hit counter is checked before and after:
 # every measured request must have been an L1 hit.
 #
-# Goals (issue 9): warmcache CPU/request <= 1.15x bare, requests/s >= 0.9x.
+# Goals (issue 9, and issue 10 for jobs): warmcache CPU/request <= 1.15x
+# bare, requests/s >= 0.9x.
 # By hand only (CI only builds benches). Needs node and tests/node installed
 # (npm ci --prefix tests/node), redis-server, wrk (installed if missing).
 #
 # Settings (environment): ROUNDS (3), DURATION (10s), WARMUP (2s),
 # CONNECTIONS (64), THREADS (1), SERVER_CPU (0), WRK_CPU (1), PIN (1),
-# COUNT (10000).
+# COUNT (10000), RECORDS (ages | jobs).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -30,7 +33,13 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 COUNT=${COUNT:-10000}
-export COUNT
+RECORDS=${RECORDS:-ages}
+case $RECORDS in
+ages) seed=seed_ages.js path=age-verification id=c cache=age_verification ;;
+jobs) seed=seed_jobs.js path=jobs id=j cache=reasoning_job ;;
+*) echo "RECORDS must be ages or jobs" >&2 && exit 1 ;;
+esac
+export COUNT PATH_PREFIX="/$path/$id"
 LOAD_NAME=http_records_load
 # shellcheck source=benches/load_common.sh
 source benches/load_common.sh
@@ -89,7 +98,7 @@ pids+=($!)
 wait_line "$workdir/redis.log" 'Ready to accept connections' "${pids[-1]}" >/dev/null
 log "redis-server on port $redis_port"
 
-REDIS_PORT=$redis_port node tests/node/scripts/seed_ages.js >&2
+REDIS_PORT=$redis_port node "tests/node/scripts/$seed" >&2
 
 "${server_pin[@]}" target/release/warmcache --mode mock --listen 127.0.0.1:0 \
     --metrics-listen 127.0.0.1:0 --redis-port "$redis_port" --l1-ttl-ms 86400000 --ttl-ms 86400000 \
@@ -101,7 +110,7 @@ warmcache=${warmcache#listening on }
 metrics=$(wait_line "$workdir/warmcache.log" 'metrics on http://127\.0\.0\.1:[0-9]*' "$warmcache_pid")
 metrics="${metrics#metrics on }/metrics"
 
-REDIS_PORT=$redis_port BARE_LISTEN=127.0.0.1:0 "${server_pin[@]}" \
+BARE_RECORDS=$RECORDS REDIS_PORT=$redis_port BARE_LISTEN=127.0.0.1:0 "${server_pin[@]}" \
     target/release/examples/bare_age_server 2>"$workdir/bare.log" &
 bare_pid=$!
 pids+=("$bare_pid")
@@ -109,30 +118,32 @@ bare=$(wait_line "$workdir/bare.log" 'listening on http://127\.0\.0\.1:[0-9]*' "
 bare=${bare#listening on }
 log "warmcache $warmcache (pid $warmcache_pid), bare $bare (pid $bare_pid)"
 
-for id in c1 c2 "c$COUNT"; do
-    a=$(curl -sf "$warmcache/age-verification/$id") || die "warmcache: no $id"
-    b=$(curl -sf "$bare/age-verification/$id") || die "bare: no $id"
-    [[ $a == "$b" ]] || die "$id differs: warmcache $a, bare $b"
+for n in 1 2 "$COUNT"; do
+    a=$(curl -sf "$warmcache$PATH_PREFIX$n") || die "warmcache: no $id$n"
+    b=$(curl -sf "$bare$PATH_PREFIX$n") || die "bare: no $id$n"
+    [[ $a == "$b" ]] || die "$id$n differs: warmcache $a, bare $b"
 done
-log "same bytes on both, e.g. $(curl -sf "$bare/age-verification/c1")"
+log "same bytes on both, e.g. $(curl -sf "$bare${PATH_PREFIX}1")"
 
 cat >"$workdir/walk.lua" <<'LUA'
 local count, i = tonumber(os.getenv("COUNT")), 0
 request = function()
   i = i % count + 1
-  return wrk.format("GET", "/age-verification/c" .. i)
+  return wrk.format("GET", os.getenv("PATH_PREFIX") .. i)
 end
 LUA
 cat >"$workdir/random.lua" <<'LUA'
 local count = tonumber(os.getenv("COUNT"))
 math.randomseed(os.time())
 request = function()
-  return wrk.format("GET", "/age-verification/c" .. math.random(1, count))
+  return wrk.format("GET", os.getenv("PATH_PREFIX") .. math.random(1, count))
 end
 LUA
 
 l2_hits() {
-    curl -sf "$metrics" | awk '/^warmcache_requests_total\{.*cache="age_verification".*tier="l2".*result="hit"/ { print $2 }'
+    curl -sf "$metrics" |
+        grep -E "^warmcache_requests_total\{.*cache=\"$cache\".*tier=\"l2\".*result=\"hit\"" |
+        awk '{ print $2 }'
 }
 
 log "warm-up: walking all $COUNT ids, then $WARMUP of random ids, on each server"

@@ -1,11 +1,12 @@
 //! The baseline of `benches/http_records_load.sh`: a bare axum + moka
-//! server of `GET /age-verification/{id}` holding the same bytes as
-//! warmcache's L1.
+//! server of `GET /age-verification/{id}` (or, with `BARE_RECORDS=jobs`,
+//! `GET /jobs/{id}`) holding the same bytes as warmcache's L1.
 //!
-//! At start it reads every `age_verification:*` key of the Redis on
-//! `127.0.0.1:$REDIS_PORT` into a `moka::future::Cache<String, Bytes>`,
-//! then answers from it alone: no id check, no tiers, no coherence, no
-//! metrics. It prints `listening on http://ADDR` on stderr once loaded.
+//! At start it reads every `age_verification:*` (or `reasoning_job:*`) key
+//! of the Redis on `127.0.0.1:$REDIS_PORT` into a
+//! `moka::future::Cache<String, Bytes>`, then answers from it alone: no id
+//! check, no tiers, no coherence, no metrics, no ETag. It prints
+//! `listening on http://ADDR` on stderr once loaded.
 //!
 //! `REDIS_PORT=6380 BARE_LISTEN=127.0.0.1:0 cargo run --release --example bare_age_server`
 
@@ -19,7 +20,6 @@ use axum::routing::get;
 use bytes::Bytes;
 use moka::future::Cache;
 
-const PREFIX: &str = "age_verification:";
 
 async fn age(State(cache): State<Cache<String, Bytes>>, Path(id): Path<String>) -> Response {
     match cache.get(&id).await {
@@ -36,8 +36,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let port: u16 = std::env::var("REDIS_PORT")?.parse()?;
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
         let mut redis = client.get_multiplexed_async_connection().await?;
+        let jobs = std::env::var("BARE_RECORDS").is_ok_and(|r| r == "jobs");
+        let (prefix, route) = if jobs {
+            ("reasoning_job:", "/jobs/{id}")
+        } else {
+            ("age_verification:", "/age-verification/{id}")
+        };
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{PREFIX}*"))
+            .arg(format!("{prefix}*"))
             .query_async(&mut redis)
             .await?;
         let cache: Cache<String, Bytes> = Cache::builder()
@@ -49,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for key in &keys {
             let json: Vec<u8> = redis::cmd("GET").arg(key).query_async(&mut redis).await?;
             cache
-                .insert(key[PREFIX.len()..].to_owned(), Bytes::from(json))
+                .insert(key[prefix.len()..].to_owned(), Bytes::from(json))
                 .await;
         }
         let listen: SocketAddr = std::env::var("BARE_LISTEN")
@@ -59,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("loaded {} records", keys.len());
         eprintln!("listening on http://{}", listener.local_addr()?);
         let app = Router::new()
-            .route("/age-verification/{id}", get(age))
+            .route(route, get(age))
             .with_state(cache);
         axum::serve(listener, app).await?;
         Ok(())
