@@ -20,7 +20,6 @@ use axum::routing::get;
 use bytes::Bytes;
 use moka::future::Cache;
 
-
 async fn age(State(cache): State<Cache<String, Bytes>>, Path(id): Path<String>) -> Response {
     match cache.get(&id).await {
         Some(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
@@ -64,9 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         eprintln!("loaded {} records", keys.len());
         eprintln!("listening on http://{}", listener.local_addr()?);
-        let app = Router::new()
-            .route(route, get(age))
-            .with_state(cache);
+        let app = Router::new().route(route, get(age)).with_state(cache);
         axum::serve(listener, app).await?;
         Ok(())
     })

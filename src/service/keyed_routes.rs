@@ -16,6 +16,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody, JsonRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,15 +36,18 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
+        // The body limit wraps the PUTs alone: a GET, the hot path, runs
+        // through no layer of its own.
         .route(
             "/age-verification/{customer_id}",
-            get(get_age).put(put_age).delete(delete_age),
+            get(get_age)
+                .put(put_age.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+                .delete(delete_age),
         )
         .route(
             "/customers/{customer_id}/profile",
-            get(get_profile).put(put_profile),
+            get(get_profile).put(put_profile.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))),
         )
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 pub(super) fn keyed(state: &AppState) -> Result<&KeyedCaches, ApiError> {
