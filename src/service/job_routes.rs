@@ -7,26 +7,47 @@
 //! publishes it) or N runs out (304). A waiting request is its own future:
 //! it holds a watch receiver, and costs no task and no Redis call.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::keyed_routes::{body, json_response, keyed, path_id, same_id};
+use super::keyed_routes::{TIER_HEADER, body, json_response, keyed, path_id, same_id};
 use super::snapshot_routes::if_none_match;
 use super::{ApiError, AppState, KeyedCaches};
 use crate::bullmq::Rendered;
 use crate::fnv::etag_of;
 use crate::records::ReasoningJob;
 use crate::tier::{CacheId, Tier};
+
+/// `x-warmcache-source`, built once rather than parsed on every answer.
+const SOURCE_HEADER: HeaderName = HeaderName::from_static("x-warmcache-source");
+
+/// The request's `If-None-Match` values alone: the `HeaderMap` extractor
+/// would copy every header of every request.
+struct IfNoneMatch(HeaderMap);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let mut only = HeaderMap::new();
+        for value in parts.headers.get_all(header::IF_NONE_MATCH) {
+            only.append(header::IF_NONE_MATCH, value.clone());
+        }
+        Ok(Self(only))
+    }
+}
 
 /// The longest long poll.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -85,8 +106,8 @@ impl Answer {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::ETAG, self.etag);
-        headers.insert("x-warmcache-tier", HeaderValue::from_static(self.tier));
-        headers.insert("x-warmcache-source", HeaderValue::from_static(self.source));
+        headers.insert(TIER_HEADER, HeaderValue::from_static(self.tier));
+        headers.insert(SOURCE_HEADER, HeaderValue::from_static(self.source));
         response
     }
 }
@@ -130,7 +151,7 @@ async fn get_job(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<JobQuery>, QueryRejection>,
-    headers: HeaderMap,
+    IfNoneMatch(headers): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let id = CacheId::parse(&path_id(id)?)?;
     let wait = wait_of(query)?;

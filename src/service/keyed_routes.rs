@@ -55,7 +55,7 @@ pub(super) fn keyed(state: &AppState) -> Result<&KeyedCaches, ApiError> {
 }
 
 /// `x-warmcache-tier`, built once rather than parsed on every answer.
-const TIER_HEADER: HeaderName = HeaderName::from_static("x-warmcache-tier");
+pub(super) const TIER_HEADER: HeaderName = HeaderName::from_static("x-warmcache-tier");
 
 /// The stored JSON, as it is.
 pub(super) fn json_response<V>(cached: &Cached<V>) -> Response {
