@@ -1,5 +1,6 @@
 //! Test support: real `redis-server` processes owned by the test (and, in
-//! [`bigquery`], BigQuery emulator processes and fakes).
+//! [`bigquery`], BigQuery emulator processes and fakes; in [`app`], the
+//! reference router in mock mode; in [`scripted`], a controllable source).
 //!
 //! Each [`RedisServer`] runs on a free loopback port in its own temporary
 //! directory, and is killed (and its directory removed) when dropped. Tests
@@ -7,6 +8,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod app;
 pub mod bigquery;
 pub mod bullmq;
 pub mod cluster;
@@ -15,6 +17,7 @@ pub mod keyed;
 pub mod latency;
 pub mod node;
 pub mod proxy;
+pub mod scripted;
 #[cfg(feature = "bigquery")]
 pub mod shop;
 
