@@ -156,6 +156,19 @@ impl RefresherBuilder {
 }
 
 /// Handle to the refresh task. Dropping it stops the task.
+///
+/// # Timetable
+///
+/// Rounds start every TTL, start to start: the first round (or a manual
+/// [`Refresher::refresh_now`]) anchors the timetable, and round k is due k
+/// TTLs after it, moved by a jitter of up to `jitter / 2 × TTL` drawn for
+/// that round alone, so the offsets never add up. A round starts ahead of
+/// its slot by 5/4 of the longest of the last four successful rounds (at
+/// most half the TTL), so that, while the source is healthy, its snapshot
+/// is in place before the current one's [`Sections::expires_at`], which is
+/// that slot. A round that overruns is followed at once, never by two
+/// rounds at a time; missed slots are skipped. Failures are retried with
+/// backoff, and a retry that succeeds returns to the timetable.
 #[derive(Debug)]
 pub struct Refresher {
     shared: Arc<Shared>,

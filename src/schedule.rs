@@ -85,7 +85,9 @@ impl Schedule {
             let skip = u32::try_from(missed + 1).unwrap_or(u32::MAX);
             grid += self.ttl.saturating_mul(skip);
         }
-        let offset = self.ttl.mul_f64(self.jitter / 2.0 * (2.0 * unit - 1.0).abs());
+        let offset = self
+            .ttl
+            .mul_f64(self.jitter / 2.0 * (2.0 * unit - 1.0).abs());
         let due = if unit >= 0.5 {
             grid + offset
         } else {
@@ -103,7 +105,10 @@ impl Schedule {
             return slot;
         }
         let periods = now.duration_since(slot.grid).as_nanos() / self.ttl.as_nanos().max(1);
-        let grid = slot.grid + self.ttl.saturating_mul(u32::try_from(periods).unwrap_or(u32::MAX));
+        let grid = slot.grid
+            + self
+                .ttl
+                .saturating_mul(u32::try_from(periods).unwrap_or(u32::MAX));
         Slot { grid, due: grid }
     }
 
@@ -163,7 +168,11 @@ mod tests {
         assert_eq!(next.grid, origin + Duration::from_secs(40));
         assert_eq!(next.due, next.grid);
         let exact = schedule.next_slot(first, origin + Duration::from_secs(20), 0.5);
-        assert_eq!(exact.grid, origin + Duration::from_secs(30), "a slot at `now` has passed");
+        assert_eq!(
+            exact.grid,
+            origin + Duration::from_secs(30),
+            "a slot at `now` has passed"
+        );
     }
 
     #[test]
@@ -176,7 +185,11 @@ mod tests {
         for _ in 0..RECENT_ROUNDS - 1 {
             schedule.record(Duration::from_secs(1));
         }
-        assert_eq!(schedule.lead(), Duration::from_millis(1_250), "the 2 s round aged out");
+        assert_eq!(
+            schedule.lead(),
+            Duration::from_millis(1_250),
+            "the 2 s round aged out"
+        );
         schedule.record(Duration::from_secs(9));
         assert_eq!(schedule.lead(), TTL / 2);
     }

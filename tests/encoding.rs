@@ -69,7 +69,11 @@ async fn expect_coding(accept_encoding: Option<&str>, expected: &str) {
         let context = format!("{route} with Accept-Encoding {accept_encoding:?}");
         assert_eq!(response.status(), StatusCode::OK, "{context}");
         assert_eq!(content_encoding(&response), expected, "{context}");
-        assert_eq!(header_str(&response, &header::VARY), "accept-encoding", "{context}");
+        assert_eq!(
+            header_str(&response, &header::VARY),
+            "accept-encoding",
+            "{context}"
+        );
         assert_eq!(
             header_str(&response, &header::CONTENT_TYPE),
             "application/json"
@@ -85,7 +89,11 @@ async fn expect_coding(accept_encoding: Option<&str>, expected: &str) {
         let sent = body_bytes(response).await;
         assert_eq!(length, sent.len(), "{context}");
         if expected != "identity" {
-            assert!(sent.len() < identity_body.len() / 3, "{context}: {} bytes", sent.len());
+            assert!(
+                sent.len() < identity_body.len() / 3,
+                "{context}: {} bytes",
+                sent.len()
+            );
         }
         assert!(
             decode(expected, &sent) == identity_body.as_ref(),
@@ -137,9 +145,20 @@ async fn no_accept_encoding_gets_the_plain_body() {
 async fn refusing_identity_with_nothing_else_acceptable_gets_406() {
     let (cache, router) = service();
     load(&cache, 1);
-    for value in ["identity;q=0", "deflate, identity;q=0", "*;q=0", "br;q=0, gzip;q=0, *;q=0"] {
+    for value in [
+        "identity;q=0",
+        "deflate, identity;q=0",
+        "*;q=0",
+        "br;q=0, gzip;q=0, *;q=0",
+    ] {
         for route in DATA_ROUTES {
-            let response = send(&router, Method::GET, route, &[(header::ACCEPT_ENCODING, value)]).await;
+            let response = send(
+                &router,
+                Method::GET,
+                route,
+                &[(header::ACCEPT_ENCODING, value)],
+            )
+            .await;
             assert_eq!(
                 header_str(&response, &header::VARY),
                 "accept-encoding",
@@ -167,20 +186,31 @@ async fn if_none_match_gets_304_per_coding() {
                 (header::IF_NONE_MATCH, own.as_str()),
             ];
             let response = send(&router, Method::GET, route, &headers).await;
-            assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{route} {coding}");
+            assert_eq!(
+                response.status(),
+                StatusCode::NOT_MODIFIED,
+                "{route} {coding}"
+            );
             assert_eq!(header_str(&response, &header::ETAG), own);
             assert_eq!(header_str(&response, &header::VARY), "accept-encoding");
             assert!(body_bytes(response).await.is_empty());
 
             // Another coding's tag does not validate this coding's bytes.
-            for other in ["br", "gzip", "identity"].into_iter().filter(|o| *o != coding) {
+            for other in ["br", "gzip", "identity"]
+                .into_iter()
+                .filter(|o| *o != coding)
+            {
                 let theirs = etag_for(identity_etag, other);
                 let headers = [
                     (header::ACCEPT_ENCODING, coding),
                     (header::IF_NONE_MATCH, theirs.as_str()),
                 ];
                 let response = send(&router, Method::GET, route, &headers).await;
-                assert_eq!(response.status(), StatusCode::OK, "{route} {coding} vs {other}");
+                assert_eq!(
+                    response.status(),
+                    StatusCode::OK,
+                    "{route} {coding} vs {other}"
+                );
                 assert_eq!(content_encoding(&response), coding);
                 assert_eq!(header_str(&response, &header::ETAG), own);
             }

@@ -76,7 +76,10 @@ async fn a_slow_source_is_never_served_past_its_expires_at() {
     let source = Scripted::new(&slow_rounds(30));
     let (_refresher, cache) = start(&source, TTL.as_secs(), 0.0);
     let generation = assert_never_served_past_expiry(&cache, 8).await;
-    assert!(generation >= 8, "the data kept being replaced: {generation}");
+    assert!(
+        generation >= 8,
+        "the data kept being replaced: {generation}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -88,9 +91,15 @@ async fn with_jitter_too_the_next_snapshot_is_in_before_expiry() {
     let intervals = source.fetch_intervals();
     let (min, max) = (intervals.iter().min(), intervals.iter().max());
     let (min, max) = (min.copied().expect("some"), max.copied().expect("some"));
-    assert!(max - min > Duration::from_secs(1), "jitter moves the starts: {intervals:?}");
     assert!(
-        intervals.iter().skip(1).all(|i| *i <= TTL.mul_f64(1.5) + SLACK),
+        max - min > Duration::from_secs(1),
+        "jitter moves the starts: {intervals:?}"
+    );
+    assert!(
+        intervals
+            .iter()
+            .skip(1)
+            .all(|i| *i <= TTL.mul_f64(1.5) + SLACK),
         "periods within TTL × (1 ± jitter): {intervals:?}"
     );
 }
@@ -105,7 +114,10 @@ async fn expires_at_is_the_next_slot_and_counts_from_the_round_start() {
     let data = snapshot.data.as_ref().expect("loaded");
     assert!(data.generation >= 3, "{}", data.generation);
     let round = usize::try_from(data.generation - 1).expect("small");
-    assert_eq!(data.refreshed_at.instant, starts[round], "as of its round's start");
+    assert_eq!(
+        data.refreshed_at.instant, starts[round],
+        "as of its round's start"
+    );
     // Rounds after the first start 5/4 × 3 s ahead of their slot, and a
     // snapshot expires at the slot of the next one: TTL after its own slot.
     let lead = SLOW.mul_f64(1.25);

@@ -150,8 +150,14 @@ fn parse_qvalue(value: &[u8]) -> Option<Weight> {
 
 fn trim(bytes: &[u8]) -> &[u8] {
     let is_space = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !is_space(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !is_space(b)).map_or(start, |i| i + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
@@ -220,7 +226,11 @@ mod tests {
         assert_eq!(pick(&["br;q=0.5, gzip;q=0.8"]), Some(Coding::Gzip));
         assert_eq!(pick(&["br;q=0.8 , gzip ; q=0.8"]), Some(Coding::Br));
         assert_eq!(pick(&["gzip;q=0.5, identity"]), Some(Coding::Identity));
-        assert_eq!(pick(&["gzip", "br;q=0.9"]), Some(Coding::Gzip), "lines combine");
+        assert_eq!(
+            pick(&["gzip", "br;q=0.9"]),
+            Some(Coding::Gzip),
+            "lines combine"
+        );
         assert_eq!(pick(&["br;q=0, gzip;q=0.2"]), Some(Coding::Gzip));
     }
 

@@ -78,11 +78,14 @@ fn serve_section<T>(
     headers.reserve(8);
     if !not_modified {
         headers.insert(header::CONTENT_TYPE, JSON_CONTENT_TYPE.clone());
-        match coding {
-            Coding::Br => headers.insert(header::CONTENT_ENCODING, BR.clone()),
-            Coding::Gzip => headers.insert(header::CONTENT_ENCODING, GZIP.clone()),
+        let content_encoding = match coding {
+            Coding::Br => Some(&BR),
+            Coding::Gzip => Some(&GZIP),
             Coding::Identity => None,
         };
+        if let Some(value) = content_encoding {
+            headers.insert(header::CONTENT_ENCODING, value.clone());
+        }
     }
     headers.insert(header::VARY, VARY_ACCEPT_ENCODING.clone());
     headers.insert(header::ETAG, variant.etag().clone());

@@ -158,4 +158,3 @@ pub fn parse_rfc3339(value: &Value) -> OffsetDateTime {
         .unwrap_or_else(|| panic!("not a string: {value}"));
     OffsetDateTime::parse(text, &Rfc3339).unwrap_or_else(|e| panic!("{text:?}: {e}"))
 }
-
