@@ -6,8 +6,9 @@
 //! (`BigQuerySource` in live mode, with the default cargo feature
 //! `bigquery`; [`MockSource`] for development); readers never wait and never
 //! query.
-//! Each section is rendered to JSON once per refresh, with an ETag, so the
-//! [`service`] serves it without serializing.
+//! Each section is rendered to JSON and compressed (gzip, brotli) once per
+//! refresh, with an ETag per coding, so the [`service`] serves it without
+//! serializing or compressing.
 //!
 //! ```
 //! use std::time::Duration;
@@ -32,6 +33,7 @@
 //! # }
 //! ```
 
+mod body;
 pub mod bullmq;
 mod config;
 pub mod data;
@@ -42,11 +44,13 @@ pub mod redact;
 mod redis;
 mod refresher;
 mod rng;
+mod schedule;
 pub mod service;
 mod snapshot;
 mod source;
 mod tier;
 
+pub use body::{Coding, EncodedBody, OFF_THREAD_BYTES, Variant};
 pub use config::{Config, ConfigError, LogFormat, RefreshConfig, SETTINGS, Setting, vars};
 pub use data::SnapshotData;
 pub use redis::{

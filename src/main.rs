@@ -28,6 +28,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_format);
+    // The process's rustls crypto provider is the binary's to choose, not the
+    // library's. Only ring is compiled in today, and rustls would pick it by
+    // itself; naming it keeps Redis TLS working should a dependency ever
+    // bring in a second provider. An error means one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // The binary, not the library, installs the recorder: before anything
     // registers its metric handles.
     let metrics = match warmcache::metrics::prometheus_builder().and_then(|b| b.install_recorder())

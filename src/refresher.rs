@@ -1,13 +1,20 @@
 //! The background task that keeps the snapshot fresh.
 //!
 //! [`Refresher::builder`] spawns one tokio task that fetches from a
-//! [`SnapshotSource`] every TTL (with random jitter, so a fleet does not query
-//! in lock-step), under a timeout, and swaps each result into the
-//! [`SnapshotCache`]. On failure it keeps the last good data, records the error
-//! in a new snapshot and retries with exponential backoff (1 s, 2 s, 4 s, ...
-//! capped at the TTL). [`Refresher::refresh_now`] asks for a fetch that starts
-//! after the call; concurrent callers share one fetch. Dropping the handle or
-//! calling [`Refresher::shutdown`] stops the task.
+//! [`SnapshotSource`] on a fixed timetable, start to start every TTL (each
+//! round moved by its own random jitter, so a fleet does not query in
+//! lock-step, and started ahead of its slot by the recent refresh duration so
+//! that its snapshot is in place before the current one's `expiresAt`; see
+//! [`crate::schedule`] for the rules and why), under a timeout, and swaps
+//! each result into the [`SnapshotCache`]. Rendering and compression happen
+//! in the round (off the worker threads for large sections) and count in its
+//! duration. On failure it keeps the last good data, records the error in a
+//! new snapshot and retries with exponential backoff (1 s, 2 s, 4 s, ...
+//! capped at the TTL); a retry that succeeds goes back to the timetable.
+//! [`Refresher::refresh_now`] asks for a fetch that starts after the call;
+//! concurrent callers share one fetch, and a manual fetch starts a new
+//! timetable from its own start. Dropping the handle or calling
+//! [`Refresher::shutdown`] stops the task.
 
 use std::mem;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,6 +28,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::config::{ConfigError, RefreshConfig, parse_jitter};
 use crate::metrics::RefreshMetrics;
 use crate::rng::SplitMix64;
+use crate::schedule::{Schedule, Slot};
 use crate::snapshot::{LastError, Sections, Snapshot, SnapshotCache, Timestamp};
 use crate::source::{SnapshotSource, SourceError};
 
@@ -66,7 +74,7 @@ impl Default for RefresherBuilder {
 }
 
 impl RefresherBuilder {
-    /// Refresh period and snapshot lifetime (default 30 s).
+    /// Refresh period, start to start, and snapshot lifetime (default 30 s).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
@@ -78,7 +86,9 @@ impl RefresherBuilder {
         self
     }
 
-    /// Each wait is multiplied by a random factor in `1 ± jitter`; 0 to 0.5 (default 0.1).
+    /// Each round starts up to `jitter / 2 × TTL` before or after its slot
+    /// (so periods stay within `TTL × (1 ± jitter)`), and each retry delay
+    /// is multiplied by a random factor in `1 ± jitter`; 0 to 0.5 (default 0.1).
     pub fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter;
         self
@@ -127,6 +137,7 @@ impl RefresherBuilder {
         });
         let cancel = CancellationToken::new();
         let task = RefreshTask {
+            schedule: Schedule::new(self.ttl, self.jitter),
             settings: self,
             source,
             cache,
@@ -145,6 +156,19 @@ impl RefresherBuilder {
 }
 
 /// Handle to the refresh task. Dropping it stops the task.
+///
+/// # Timetable
+///
+/// Rounds start every TTL, start to start: the first round (or a manual
+/// [`Refresher::refresh_now`]) anchors the timetable, and round k is due k
+/// TTLs after it, moved by a jitter of up to `jitter / 2 × TTL` drawn for
+/// that round alone, so the offsets never add up. A round starts ahead of
+/// its slot by 5/4 of the longest of the last four successful rounds (at
+/// most half the TTL), so that, while the source is healthy, its snapshot
+/// is in place before the current one's [`Sections::expires_at`], which is
+/// that slot. A round that overruns is followed at once, never by two
+/// rounds at a time; missed slots are skipped. Failures are retried with
+/// backoff, and a retry that succeeds returns to the timetable.
 #[derive(Debug)]
 pub struct Refresher {
     shared: Arc<Shared>,
@@ -178,8 +202,9 @@ impl Refresher {
     }
 
     /// Asks for a fetch that starts after this call and waits for its result.
-    /// Any number of concurrent callers share one fetch. A successful manual
-    /// refresh restarts the TTL period.
+    /// Any number of concurrent callers share one fetch. A manual refresh
+    /// that succeeds starts a new timetable: the next round is due one TTL
+    /// after it started.
     ///
     /// # Errors
     /// The fetch's error (shared by every caller of that fetch), or
@@ -220,6 +245,7 @@ impl Refresher {
 /// The task itself: owns the source and the schedule.
 struct RefreshTask<S> {
     settings: RefresherBuilder,
+    schedule: Schedule,
     source: S,
     cache: SnapshotCache,
     shared: Arc<Shared>,
@@ -247,20 +273,24 @@ impl<S: SnapshotSource> RefreshTask<S> {
     async fn run(mut self, cancel: CancellationToken) {
         let _close = CloseOnExit(Arc::clone(&self.shared));
         let mut next_fetch = Instant::now();
+        // The slot of the next scheduled round; `None` until the first round
+        // has anchored the timetable.
+        let mut next_slot: Option<Slot> = None;
         let mut generation = 0u64;
         let mut failures = 0u32;
         loop {
-            tokio::select! {
+            let scheduled = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return,
-                () = sleep_until(next_fetch) => {}
+                () = sleep_until(next_fetch) => true,
                 () = self.shared.wake.notified() => {
                     // A stale wake-up (its caller was served by the last fetch) is no reason to fetch.
                     if self.no_waiters() && Instant::now() < next_fetch {
                         continue;
                     }
+                    Instant::now() >= next_fetch
                 }
-            }
+            };
             let waiters = mem::take(
                 &mut self
                     .shared
@@ -269,23 +299,33 @@ impl<S: SnapshotSource> RefreshTask<S> {
                     .unwrap_or_else(PoisonError::into_inner)
                     .pending,
             );
+            // A round the timetable did not call for (the first, a manual
+            // one) starts a new timetable at its own start.
+            let slot = match next_slot {
+                Some(slot) if scheduled => self.schedule.catch_up(slot, Instant::now()),
+                _ => Schedule::anchor(Instant::now()),
+            };
             let result = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return,
-                result = self.refresh_once(generation + 1, failures + 1) => result,
+                result = self.refresh_once(generation + 1, failures + 1, slot) => result,
             };
-            let wait = match &result {
-                Ok(()) => {
+            next_fetch = match &result {
+                Ok(next) => {
                     generation += 1;
                     failures = 0;
-                    self.settings.ttl
+                    next_slot = Some(*next);
+                    self.schedule.start_of(slot, *next, Instant::now())
                 }
                 Err(_) => {
                     failures = failures.saturating_add(1);
-                    backoff(self.settings.backoff_start, self.settings.ttl, failures)
+                    // Retries keep the failed round's slot: a success goes back to its grid.
+                    next_slot = Some(slot);
+                    let wait = backoff(self.settings.backoff_start, self.settings.ttl, failures);
+                    Instant::now() + self.jittered(wait)
                 }
             };
-            next_fetch = Instant::now() + self.jittered(wait);
+            let result = result.map(|_| ());
             for waiter in waiters {
                 // A caller that gave up waiting is not an error.
                 let _ = waiter.send(result.clone());
@@ -302,17 +342,33 @@ impl<S: SnapshotSource> RefreshTask<S> {
             .is_empty()
     }
 
-    /// Fetches, renders and stores; on failure stores the old data with the error.
-    async fn refresh_once(&mut self, generation: u64, failure_number: u32) -> RefreshResult {
+    /// Fetches, renders and stores; on failure stores the old data with the
+    /// error. On success, returns the slot of the next round (its
+    /// snapshot's `expiresAt` is that slot).
+    async fn refresh_once(
+        &mut self,
+        generation: u64,
+        failure_number: u32,
+        slot: Slot,
+    ) -> Result<Slot, Arc<RefreshError>> {
         // The data is as of the moment the queries started.
         let started = Timestamp::now();
         let fetched = match timeout(self.settings.timeout, self.source.fetch()).await {
             Err(_) => Err(RefreshError::Timeout(self.settings.timeout)),
             Ok(Err(e)) => Err(RefreshError::Source(e)),
-            Ok(Ok(data)) => Sections::render(generation, data, started, self.settings.ttl)
-                .map_err(RefreshError::from),
+            Ok(Ok(data)) => {
+                let next = self
+                    .schedule
+                    .next_slot(slot, Instant::now(), self.rng.next_f64());
+                let lifetime = next.due.saturating_duration_since(started.instant);
+                Sections::render_off_thread(generation, data, started, lifetime)
+                    .await
+                    .map(|sections| (sections, next))
+                    .map_err(RefreshError::from)
+            }
         };
-        self.metrics.duration.record(started.age());
+        let elapsed = started.age();
+        self.metrics.duration.record(elapsed);
         if fetched.is_ok() {
             &self.metrics.ok
         } else {
@@ -321,14 +377,17 @@ impl<S: SnapshotSource> RefreshTask<S> {
         .increment(1);
         let previous = self.cache.load_full();
         match fetched {
-            Ok(sections) => {
-                tracing::info!(generation, elapsed_ms = started.age().as_millis() as u64, mode = %previous.mode, "snapshot refreshed");
+            Ok((sections, next)) => {
+                let compress_ms = sections.compress_time().as_secs_f64() * 1e3;
+                tracing::debug!(generation, compress_ms, "sections rendered and compressed");
+                tracing::info!(generation, elapsed_ms = elapsed.as_millis() as u64, mode = %previous.mode, "snapshot refreshed");
                 self.cache.store(Snapshot {
                     mode: previous.mode,
                     data: Some(Arc::new(sections)),
                     last_error: None,
                 });
-                Ok(())
+                self.schedule.record(started.age());
+                Ok(next)
             }
             Err(error) => {
                 let message: Arc<str> = error.to_string().into();

@@ -3,8 +3,9 @@
 //! A [`Snapshot`] is immutable: the refresher builds a new one and swaps it
 //! into the [`SnapshotCache`] in one atomic store, so a reader that did one
 //! [`SnapshotCache::load`] sees all three sections of the same refresh. Each
-//! [`Section`] carries its JSON body rendered once at refresh time and an ETag
-//! of that body, so the HTTP layer serves it without serializing or copying.
+//! [`Section`] carries its JSON body rendered once at refresh time, compressed
+//! once in gzip and brotli (an [`EncodedBody`]), with an ETag per coding, so
+//! the HTTP layer serves it without serializing, compressing or copying.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,8 +19,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
+use crate::body::EncodedBody;
 use crate::data::{Dashboard, Historical, Products, SnapshotData};
-use crate::fnv::etag_of;
 
 /// Where the data comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -103,42 +104,50 @@ impl Serialize for Timestamp {
 #[derive(Debug)]
 pub struct Section<T> {
     value: T,
-    body: Bytes,
-    etag: HeaderValue,
+    body: EncodedBody,
     generation: u64,
 }
 
 impl<T: Serialize> Section<T> {
-    /// Renders `value` to JSON once and derives its ETag from the bytes.
+    /// Renders `value` to JSON once, derives its ETag from the bytes and
+    /// compresses it (on the calling thread; the refresher uses
+    /// [`Sections::render_off_thread`]).
     ///
     /// # Errors
     /// When `value` cannot be serialized (a non-finite float, for example).
     pub fn render(generation: u64, value: T) -> Result<Self, serde_json::Error> {
-        let body = Bytes::from(serde_json::to_vec(&value)?);
-        let etag = etag_of(&body);
-        Ok(Self {
-            value,
-            body,
-            etag,
-            generation,
-        })
+        let body = EncodedBody::compress(to_json(&value)?);
+        Ok(Self::new(generation, value, body))
     }
 }
 
 impl<T> Section<T> {
+    fn new(generation: u64, value: T, body: EncodedBody) -> Self {
+        Self {
+            value,
+            body,
+            generation,
+        }
+    }
+
     /// The decoded value.
     pub fn value(&self) -> &T {
         &self.value
     }
 
-    /// The JSON body. Cloning it copies no data.
+    /// The JSON body in identity coding. Cloning it copies no data.
     pub fn body(&self) -> &Bytes {
-        &self.body
+        self.body.identity_variant().bytes()
     }
 
-    /// Strong ETag of the body, quoted, ready for the `ETag` header.
+    /// Strong ETag of the identity body, quoted, ready for the `ETag` header.
     pub fn etag(&self) -> &HeaderValue {
-        &self.etag
+        self.body.identity_variant().etag()
+    }
+
+    /// The body in every coding it has, each with its own ETag.
+    pub fn encoded(&self) -> &EncodedBody {
+        &self.body
     }
 
     /// The refresh that produced this section.
@@ -147,14 +156,20 @@ impl<T> Section<T> {
     }
 }
 
+fn to_json<T: Serialize>(value: &T) -> Result<Bytes, serde_json::Error> {
+    serde_json::to_vec(value).map(Bytes::from)
+}
+
 /// The three sections of one successful refresh, with its times.
 #[derive(Debug)]
 pub struct Sections {
     /// Refresh counter, starting at 1 for the first successful load.
     pub generation: u64,
-    /// When the data was fetched.
+    /// When the data was fetched (the start of the refresh round).
     pub refreshed_at: Timestamp,
-    /// `refreshed_at + ttl`: after this the data is stale.
+    /// After this the data is stale. The refresher sets it to the moment the
+    /// next snapshot is due (see [`crate::Refresher`]): `refreshed_at` plus
+    /// the TTL, plus the lead by which the round started ahead of its slot.
     pub expires_at: Timestamp,
     /// The dashboard section.
     pub dashboard: Section<Dashboard>,
@@ -165,7 +180,8 @@ pub struct Sections {
 }
 
 impl Sections {
-    /// Renders the three sections of `data`, fetched at `refreshed_at`.
+    /// Renders and compresses the three sections of `data`, fetched at
+    /// `refreshed_at`, valid for `lifetime` from then; on the calling thread.
     ///
     /// # Errors
     /// When a section cannot be serialized.
@@ -173,16 +189,57 @@ impl Sections {
         generation: u64,
         data: SnapshotData,
         refreshed_at: Timestamp,
-        ttl: Duration,
+        lifetime: Duration,
     ) -> Result<Self, serde_json::Error> {
         Ok(Self {
             generation,
             refreshed_at,
-            expires_at: refreshed_at.after(ttl),
+            expires_at: refreshed_at.after(lifetime),
             dashboard: Section::render(generation, data.dashboard)?,
             historical: Section::render(generation, data.historical)?,
             products: Section::render(generation, data.products)?,
         })
+    }
+
+    /// [`Sections::render`] for async callers: serializes on the calling
+    /// task and compresses the three bodies at the same time, each over
+    /// [`crate::OFF_THREAD_BYTES`] on tokio's blocking pool, so a worker
+    /// thread that serves requests is never held by brotli.
+    ///
+    /// # Errors
+    /// When a section cannot be serialized.
+    pub async fn render_off_thread(
+        generation: u64,
+        data: SnapshotData,
+        refreshed_at: Timestamp,
+        lifetime: Duration,
+    ) -> Result<Self, serde_json::Error> {
+        let (dashboard, historical, products) = (
+            to_json(&data.dashboard)?,
+            to_json(&data.historical)?,
+            to_json(&data.products)?,
+        );
+        let (dashboard, historical, products) = tokio::join!(
+            EncodedBody::compress_off_thread(dashboard),
+            EncodedBody::compress_off_thread(historical),
+            EncodedBody::compress_off_thread(products),
+        );
+        Ok(Self {
+            generation,
+            refreshed_at,
+            expires_at: refreshed_at.after(lifetime),
+            dashboard: Section::new(generation, data.dashboard, dashboard),
+            historical: Section::new(generation, data.historical, historical),
+            products: Section::new(generation, data.products, products),
+        })
+    }
+
+    /// Time spent compressing the three sections (their sum, though the
+    /// refresher compresses them at the same time).
+    pub fn compress_time(&self) -> Duration {
+        self.dashboard.encoded().compress_time()
+            + self.historical.encoded().compress_time()
+            + self.products.encoded().compress_time()
     }
 }
 

@@ -1,107 +1,15 @@
 //! The refresher on tokio's paused clock: schedule, jitter, backoff,
 //! stale-if-error, timeouts, coalescing of `refresh_now`, and shutdown.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use time::macros::datetime;
+use support::scripted::{Scripted, Step, start};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep};
-use warmcache::{
-    MockSource, Mode, RefreshError, Refresher, SnapshotCache, SnapshotData, SnapshotSource,
-    SourceError,
-};
-
-/// What the next fetch does.
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    Succeed,
-    Fail(&'static str),
-    /// Never answers (until the refresher gives up on it).
-    Hang,
-    /// Answers after this long.
-    Slow(Duration),
-}
-
-/// A source that follows a script (then succeeds), producing real mock data
-/// and recording when each fetch started.
-#[derive(Clone)]
-struct Scripted {
-    inner: Arc<ScriptedInner>,
-}
-
-struct ScriptedInner {
-    mock: MockSource,
-    script: Mutex<VecDeque<Step>>,
-    fetch_times: Mutex<Vec<Instant>>,
-}
-
-impl Scripted {
-    fn new(steps: &[Step]) -> Self {
-        let mock = MockSource::new(42).with_now(datetime!(2026-11-26 12:00 UTC));
-        Self {
-            inner: Arc::new(ScriptedInner {
-                mock,
-                script: Mutex::new(steps.iter().copied().collect()),
-                fetch_times: Mutex::new(Vec::new()),
-            }),
-        }
-    }
-
-    fn fetches(&self) -> usize {
-        self.inner.fetch_times.lock().expect("not poisoned").len()
-    }
-
-    /// Start times of the fetches, in whole seconds after `origin`.
-    fn fetch_seconds(&self, origin: Instant) -> Vec<u64> {
-        let times = self.inner.fetch_times.lock().expect("not poisoned");
-        times
-            .iter()
-            .map(|t| t.duration_since(origin).as_secs())
-            .collect()
-    }
-
-    fn fetch_intervals(&self) -> Vec<Duration> {
-        let times = self.inner.fetch_times.lock().expect("not poisoned");
-        times.windows(2).map(|w| w[1] - w[0]).collect()
-    }
-}
-
-impl SnapshotSource for Scripted {
-    async fn fetch(&self) -> Result<SnapshotData, SourceError> {
-        self.inner
-            .fetch_times
-            .lock()
-            .expect("not poisoned")
-            .push(Instant::now());
-        let step = self
-            .inner
-            .script
-            .lock()
-            .expect("not poisoned")
-            .pop_front()
-            .unwrap_or(Step::Succeed);
-        match step {
-            Step::Succeed => {}
-            Step::Fail(why) => return Err(SourceError::Unavailable(why.to_owned())),
-            Step::Hang => std::future::pending::<()>().await,
-            Step::Slow(d) => sleep(d).await,
-        }
-        self.inner.mock.fetch().await
-    }
-}
-
-fn start(source: &Scripted, ttl_secs: u64, jitter: f64) -> (Refresher, SnapshotCache) {
-    let cache = SnapshotCache::new(Mode::Mock);
-    let refresher = Refresher::builder()
-        .ttl(Duration::from_secs(ttl_secs))
-        .timeout(Duration::from_secs(5))
-        .jitter(jitter)
-        .spawn(source.clone(), cache.clone())
-        .expect("valid settings");
-    (refresher, cache)
-}
+use warmcache::{Mode, RefreshError, Refresher, SnapshotCache};
 
 fn generation(cache: &SnapshotCache) -> Option<u64> {
     cache.load().data.as_ref().map(|d| d.generation)
@@ -178,10 +86,11 @@ async fn retries_back_off_exponentially_up_to_the_ttl() {
     let source = Scripted::new(&[Step::Fail("down"); 7]);
     let (_refresher, cache) = start(&source, 30, 0.0);
     sleep(Duration::from_secs(125)).await;
-    // Failures at 0, 1, 3, 7, 15, 31 (wait capped at 30), 61; success at 91; next tick at 121.
+    // Failures at 0, 1, 3, 7, 15, 31 (wait capped at 30), 61; success at 91;
+    // then back on the timetable of the first round (0, 30, 60, 90, 120).
     assert_eq!(
         source.fetch_seconds(origin),
-        [0, 1, 3, 7, 15, 31, 61, 91, 121]
+        [0, 1, 3, 7, 15, 31, 61, 91, 120]
     );
     assert_eq!(generation(&cache), Some(2));
 }

@@ -70,6 +70,23 @@ const LOADING_TRIES: u32 = 3;
 const LOADING_PAUSE: Duration = Duration::from_millis(100);
 
 /// A cheap-to-clone handle on one Redis server.
+///
+/// # TLS and the rustls crypto provider
+///
+/// With `use_tls`, connections use rustls through the `redis` crate, which
+/// builds its configuration with rustls' process-wide default
+/// `CryptoProvider`. warmcache does not install one: that is the host
+/// process's choice. When the process compiles in exactly one provider
+/// (warmcache itself enables only `ring`), rustls installs that one on the
+/// first TLS connection and nothing needs doing. When the process compiles
+/// in several (another dependency enables rustls' `aws-lc-rs` feature, its
+/// default, for example), rustls cannot choose and panics on the first TLS
+/// connection; install one at the start of `main`, before connecting:
+///
+/// ```no_run
+/// // or rustls::crypto::aws_lc_rs::default_provider()
+/// let _ = rustls::crypto::ring::default_provider().install_default();
+/// ```
 #[derive(Clone)]
 pub struct RedisHandle {
     inner: Arc<Inner>,
@@ -120,10 +137,6 @@ impl RedisHandle {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn connect_lazy(config: &RedisConfig) -> Result<Self, RedisSetupError> {
-        // Exactly one rustls crypto provider is compiled in; make it the default
-        // (an error only means another part of the process already chose one).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-
         let scheme = if config.use_tls { "rediss" } else { "redis" };
         let client_error = |e: RedisError| RedisSetupError::Client(e.to_string());
         let mut redis_settings = RedisConnectionInfo::default().set_db(i64::from(config.db));

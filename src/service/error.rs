@@ -85,6 +85,9 @@ pub enum ApiError {
     /// A `waitMs` that is not a number of milliseconds up to 30,000 (400).
     #[error("invalid waitMs: {0}")]
     InvalidWait(String),
+    /// `Accept-Encoding` refuses every coding a data route has (406).
+    #[error("no acceptable content coding: this route sends br, gzip or identity")]
+    NotAcceptable,
     /// A bug or an unserializable value (500); the detail is in the log.
     #[error("internal error")]
     Internal,
@@ -156,6 +159,7 @@ impl ApiError {
             Self::LoadFailed => "load_failed",
             Self::BullmqJobMalformed(_) => "bullmq_job_malformed",
             Self::InvalidWait(_) => "invalid_wait",
+            Self::NotAcceptable => "not_acceptable",
             Self::Internal => "internal",
         }
     }
@@ -176,6 +180,7 @@ impl ApiError {
             Self::CorruptValue | Self::LoadFailed | Self::BullmqJobMalformed(_) => {
                 StatusCode::BAD_GATEWAY
             }
+            Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -4,6 +4,7 @@
 //! socket); [`run`] wires a whole service from a [`Config`]: source,
 //! refresher, listener, and shutdown on a signal.
 
+mod accept_encoding;
 mod baseline;
 mod error;
 mod health;

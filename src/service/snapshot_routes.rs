@@ -1,9 +1,13 @@
 //! `GET /dashboard`, `/historical`, `/products` and `/snapshot`.
 //!
-//! The data routes serve the bodies rendered at refresh time: a request
-//! loads the current snapshot (no lock, no wait), clones a `Bytes` handle and
-//! sets `ETag`, `Cache-Control: max-age=<seconds until expiry>` and `Age`.
-//! A matching `If-None-Match` gets `304 Not Modified`.
+//! The data routes serve the bodies rendered and compressed at refresh time:
+//! a request loads the current snapshot (no lock, no wait), picks the coding
+//! by `Accept-Encoding` (see [`super::accept_encoding`]; br, gzip or
+//! identity, 406 when none is acceptable), clones that variant's `Bytes`
+//! handle and sets `Content-Encoding` (unless identity), `Vary:
+//! Accept-Encoding` (always), the variant's own `ETag`, `Cache-Control:
+//! max-age=<seconds until expiry>` and `Age`. An `If-None-Match` naming the
+//! chosen variant's ETag gets `304 Not Modified`.
 
 use axum::Json;
 use axum::body::Body;
@@ -12,10 +16,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::accept_encoding;
 use super::{ApiError, AppState};
+use crate::body::Coding;
 use crate::snapshot::{Section, Sections};
 
 static JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json");
+static VARY_ACCEPT_ENCODING: HeaderValue = HeaderValue::from_static("accept-encoding");
+static GZIP: HeaderValue = HeaderValue::from_static("gzip");
+static BR: HeaderValue = HeaderValue::from_static("br");
 
 // The handlers take the whole `Request` (moved) rather than the `HeaderMap`
 // extractor, which would clone every request header just to read one.
@@ -43,20 +52,43 @@ fn serve_section<T>(
         return ApiError::SnapshotNotLoaded { last_error }.into_response();
     };
     let section = pick(sections);
+    let encoded = section.encoded();
+    let Some(coding) = accept_encoding::choose(request, |c| encoded.has(c)) else {
+        let mut response = ApiError::NotAcceptable.into_response();
+        response
+            .headers_mut()
+            .insert(header::VARY, VARY_ACCEPT_ENCODING.clone());
+        return response;
+    };
+    let variant = encoded
+        .get(coding)
+        .unwrap_or_else(|| encoded.identity_variant());
     let max_age = sections.expires_at.remaining().as_secs();
     let age = sections.refreshed_at.age().as_secs();
 
-    let not_modified = if_none_match(request, section.etag());
+    let not_modified = if_none_match(request, variant.etag());
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Response::new(Body::from(section.body().clone()))
+        Response::new(Body::from(variant.bytes().clone()))
     };
     let headers = response.headers_mut();
+    // Room for all of them and `Content-Length` at once: the two allocations
+    // the first insert makes anyway, and no regrowth.
+    headers.reserve(8);
     if !not_modified {
         headers.insert(header::CONTENT_TYPE, JSON_CONTENT_TYPE.clone());
+        let content_encoding = match coding {
+            Coding::Br => Some(&BR),
+            Coding::Gzip => Some(&GZIP),
+            Coding::Identity => None,
+        };
+        if let Some(value) = content_encoding {
+            headers.insert(header::CONTENT_ENCODING, value.clone());
+        }
     }
-    headers.insert(header::ETAG, section.etag().clone());
+    headers.insert(header::VARY, VARY_ACCEPT_ENCODING.clone());
+    headers.insert(header::ETAG, variant.etag().clone());
     headers.insert(header::AGE, HeaderValue::from(age));
     if let Ok(value) = HeaderValue::try_from(format!("max-age={max_age}")) {
         headers.insert(header::CACHE_CONTROL, value);

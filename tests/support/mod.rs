@@ -1,5 +1,7 @@
 //! Test support: real `redis-server` and `redis-sentinel` processes owned by
-//! the test (and, in [`bigquery`], BigQuery emulator processes and fakes).
+//! the test (and, in [`bigquery`], BigQuery emulator processes and fakes; in
+//! [`app`], the reference router in mock mode; in [`scripted`], a
+//! controllable source).
 //!
 //! Each [`RedisServer`] runs on a free loopback port in its own temporary
 //! directory, and is killed (and its directory removed) when dropped. Tests
@@ -7,6 +9,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod app;
 pub mod bigquery;
 pub mod bullmq;
 pub mod cluster;
@@ -17,6 +20,7 @@ pub mod latency;
 pub mod node;
 pub mod proxy;
 pub mod sentinel;
+pub mod scripted;
 #[cfg(feature = "bigquery")]
 pub mod shop;
 
