@@ -19,8 +19,8 @@ pub mod keyed;
 pub mod latency;
 pub mod node;
 pub mod proxy;
-pub mod sentinel;
 pub mod scripted;
+pub mod sentinel;
 #[cfg(feature = "bigquery")]
 pub mod shop;
 
