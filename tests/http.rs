@@ -67,14 +67,16 @@ async fn age_and_max_age_follow_the_clock() {
     let (cache, router) = service();
     load(&cache, 1);
 
-    // (time since the refresh in ms, expected Age, expected max-age)
+    // (time since the refresh in ms, expected Age, expected max-age). A
+    // cache counts `Age` against `max-age` (RFC 9111), so max-age minus Age
+    // is the freshness left: 30 s at first, then floored to whole seconds
+    // (never more than is left), and none once the snapshot has expired.
     let steps = [
-        (7_000, "7", "max-age=23"),
-        // Seconds are floored: never promise more freshness than is left.
-        (7_500, "7", "max-age=22"),
-        (29_999, "29", "max-age=0"),
-        (30_000, "30", "max-age=0"),
-        (95_000, "95", "max-age=0"),
+        (7_000, "7", "max-age=30"),
+        (7_500, "7", "max-age=29"),
+        (29_999, "29", "max-age=29"),
+        (30_000, "30", "max-age=30"),
+        (95_000, "95", "max-age=30"),
     ];
     let mut elapsed = 0;
     for (at_ms, age, cache_control) in steps {
@@ -118,7 +120,7 @@ async fn head_gets_the_headers_without_the_body() {
         sections.dashboard.body().len().to_string()
     );
     assert_eq!(header_str(&response, &header::AGE), "4");
-    assert_eq!(header_str(&response, &header::CACHE_CONTROL), "max-age=26");
+    assert_eq!(header_str(&response, &header::CACHE_CONTROL), "max-age=30");
     assert!(body_bytes(response).await.is_empty());
 }
 
@@ -141,7 +143,7 @@ async fn matching_if_none_match_gets_304_with_validators_and_no_body() {
         assert_eq!(header_str(&response, &header::AGE), "5", "{route}");
         assert_eq!(
             header_str(&response, &header::CACHE_CONTROL),
-            "max-age=25",
+            "max-age=30",
             "{route}"
         );
         assert!(
@@ -373,7 +375,8 @@ async fn readiness_follows_the_first_load_and_the_staleness_bound() {
         assert_eq!(response.status(), StatusCode::OK, "{route}");
         assert_eq!(response.headers().get(header::ETAG), Some(etag));
         assert_eq!(header_str(&response, &header::AGE), "121");
-        assert_eq!(header_str(&response, &header::CACHE_CONTROL), "max-age=0");
+        // max-age below Age: stale for every cache downstream.
+        assert_eq!(header_str(&response, &header::CACHE_CONTROL), "max-age=30");
         assert!(body_bytes(response).await == *body, "{route}");
     }
 

@@ -5,9 +5,14 @@
 //! by `Accept-Encoding` (see [`super::accept_encoding`]; br, gzip or
 //! identity, 406 when none is acceptable), clones that variant's `Bytes`
 //! handle and sets `Content-Encoding` (unless identity), `Vary:
-//! Accept-Encoding` (always), the variant's own `ETag`, `Cache-Control:
-//! max-age=<seconds until expiry>` and `Age`. An `If-None-Match` naming the
-//! chosen variant's ETag gets `304 Not Modified`.
+//! Accept-Encoding` (always), the variant's own `ETag`, `Age` (seconds since
+//! the data was fetched) and `Cache-Control: max-age`. An HTTP cache takes
+//! a response as fresh while `max-age` exceeds its age (RFC 9111 §4.2), the
+//! `Age` header included, so `max-age` is the age now plus the whole seconds
+//! left before `expiresAt`, never more than the snapshot's lifetime: a
+//! cache downstream keeps it exactly until `expiresAt`, not `Age` seconds
+//! less. An `If-None-Match` naming the chosen variant's ETag gets `304 Not
+//! Modified`.
 
 use axum::Json;
 use axum::body::Body;
@@ -63,8 +68,13 @@ fn serve_section<T>(
     let variant = encoded
         .get(coding)
         .unwrap_or_else(|| encoded.identity_variant());
-    let max_age = sections.expires_at.remaining().as_secs();
     let age = sections.refreshed_at.age().as_secs();
+    let lifetime = sections
+        .expires_at
+        .instant
+        .saturating_duration_since(sections.refreshed_at.instant)
+        .as_secs();
+    let max_age = (age + sections.expires_at.remaining().as_secs()).min(lifetime);
 
     let not_modified = if_none_match(request, variant.etag());
     let mut response = if not_modified {
