@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use support::cluster::{RedisCluster, cli};
-use support::instance::{Instance, eventually, key};
+use support::instance::{Instance, eventually, key, own_writes_and_erasure_reach};
 use warmcache::Tier;
 use warmcache::records::AgeVerification;
 
@@ -78,20 +78,7 @@ async fn changes_on_every_primary_reach_both_l1s() {
     }
 
     // warmcache's own writes and erasures, on any primary, reach the other.
-    for id in &ids {
-        a.ages.insert(id, record(id, "mine")).await.expect("insert");
-    }
-    for id in &ids {
-        b.reads(id, Some("mine")).await;
-    }
-    let erased = &ids[0];
-    b.cached(erased, "mine").await;
-    let erasure = a.ages.erase(erased).await.expect("erase");
-    assert_eq!(
-        erasure.replicas_confirmed, 1,
-        "WAIT ran on the key's primary"
-    );
-    b.reads(erased, None).await;
+    let erased = own_writes_and_erasure_reach(&a, &b, &ids).await;
     let tombstone = format!("warmcache:erased:{{{}}}", key(erased));
     assert_eq!(cluster.slot(&tombstone), cluster.slot(&key(erased)));
     assert_eq!(cluster.foreign(&["EXISTS", &tombstone]), "1");

@@ -14,7 +14,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::age_record as record;
-use support::instance::{GRACE, Instance, eventually, key, record_json};
+use support::instance::{
+    GRACE, Instance, eventually, key, own_writes_and_erasure_reach, record_json,
+};
 use support::sentinel::{SentinelSet, cli};
 use warmcache::records::AgeVerification;
 use warmcache::{Tier, TieredCache};
@@ -109,17 +111,7 @@ async fn changes_on_the_primary_reach_both_l1s() {
     }
 
     // warmcache's own writes and erasures reach the other instance too.
-    for id in &ids {
-        a.ages.insert(id, record(id, "mine")).await.expect("insert");
-    }
-    for id in &ids {
-        b.reads(id, Some("mine")).await;
-    }
-    let erased = &ids[0];
-    b.cached(erased, "mine").await;
-    let erasure = a.ages.erase(erased).await.expect("erase");
-    assert_eq!(erasure.replicas_confirmed, 1, "WAIT ran on the primary");
-    b.reads(erased, None).await;
+    let erased = own_writes_and_erasure_reach(&a, &b, &ids).await;
     assert_eq!(cli(primary, &["EXISTS", &key(erased)]), "0");
 }
 

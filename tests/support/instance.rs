@@ -94,3 +94,31 @@ pub fn key(id: &str) -> String {
 pub fn record_json(id: &str, method: &str) -> String {
     serde_json::to_string(&super::age_record(id, method)).expect("json")
 }
+
+/// warmcache's own writes on `a` reach `b`'s L1, and an erasure of the
+/// first id on `a` (confirmed by one replica through `WAIT`) reaches it
+/// too. Returns the erased id, for the caller's checks in Redis.
+pub async fn own_writes_and_erasure_reach<'a>(
+    a: &Instance,
+    b: &Instance,
+    ids: &'a [String],
+) -> &'a str {
+    for id in ids {
+        a.ages
+            .insert(id, super::age_record(id, "mine"))
+            .await
+            .expect("insert");
+    }
+    for id in ids {
+        b.reads(id, Some("mine")).await;
+    }
+    let erased = &ids[0];
+    b.cached(erased, "mine").await;
+    let erasure = a.ages.erase(erased).await.expect("erase");
+    assert_eq!(
+        erasure.replicas_confirmed, 1,
+        "WAIT ran on the key's primary"
+    );
+    b.reads(erased, None).await;
+    erased
+}
