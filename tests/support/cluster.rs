@@ -98,11 +98,7 @@ impl RedisCluster {
 
     /// Ports of the nodes that run.
     pub fn live_ports(&self) -> Vec<u16> {
-        self.nodes
-            .iter()
-            .filter(|n| n.is_running())
-            .map(RedisServer::port)
-            .collect()
+        RedisServer::live_ports(&self.nodes)
     }
 
     /// A live node to talk to.

@@ -324,6 +324,15 @@ impl RedisServer {
         self.child.is_some()
     }
 
+    /// The ports of those of `servers` that run.
+    pub fn live_ports(servers: &[Self]) -> Vec<u16> {
+        servers
+            .iter()
+            .filter(|n| n.is_running())
+            .map(Self::port)
+            .collect()
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

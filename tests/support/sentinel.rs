@@ -78,11 +78,7 @@ impl SentinelSet {
 
     /// Ports of the data nodes that run.
     pub fn live_ports(&self) -> Vec<u16> {
-        self.nodes
-            .iter()
-            .filter(|n| n.is_running())
-            .map(RedisServer::port)
-            .collect()
+        RedisServer::live_ports(&self.nodes)
     }
 
     /// Ports of the sentinels.
