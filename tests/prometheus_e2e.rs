@@ -107,6 +107,10 @@ const INDUCED: &[(&str, &str)] = &[
         "WarmcacheCorruptValues",
         "another writer stores a value that is not JSON",
     ),
+    (
+        "WarmcacheBullmqFollowerDisconnected",
+        "redis-server is killed while the follower reads the events stream",
+    ),
 ];
 /// Alerts proven only through their underlying series, and why.
 const NOT_INDUCED: &[(&str, &str)] = &[
@@ -121,6 +125,18 @@ const NOT_INDUCED: &[(&str, &str)] = &[
     (
         "WarmcacheHitRatioCollapsed",
         "it needs over 1 lookup/s for 5 minutes",
+    ),
+    (
+        "WarmcacheBullmqFollowerLagging",
+        "the follower keeps up with a few jobs",
+    ),
+    (
+        "WarmcacheBullmqStatusNotRecorded",
+        "final statuses are written while Redis is up",
+    ),
+    (
+        "WarmcacheBullmqMalformedJobs",
+        "the jobs are written by BullMQ itself",
     ),
 ];
 
