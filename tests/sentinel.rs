@@ -18,8 +18,18 @@ use support::instance::{
     GRACE, Instance, eventually, key, own_writes_and_erasure_reach, record_json,
 };
 use support::sentinel::{SentinelSet, cli};
+use warmcache::bullmq::{BullmqConfig, BullmqJobs, FollowerOptions};
 use warmcache::records::AgeVerification;
 use warmcache::{Tier, TieredCache};
+
+/// warmcache's connections on the node `port` blocked in (or last running)
+/// `XREAD`: the BullMQ events follower's.
+fn xread_clients(set: &SentinelSet, port: u16) -> usize {
+    set.warmcache_clients(port)
+        .iter()
+        .filter(|line| line.contains("cmd=xread"))
+        .count()
+}
 
 /// The foreign writer's `SET key json EX 600` on the node `port`.
 fn foreign_set(port: u16, id: &str, method: &str) {
@@ -123,6 +133,13 @@ async fn a_sentinel_failover_moves_every_connection_and_serves_nothing_stale() {
         Instance::start(&set.config()).await,
         Instance::start(&set.config()).await,
     );
+    // A's BullMQ events follower blocks in XREAD on a connection of its own.
+    let jobs = BullmqJobs::new(
+        &a.redis,
+        BullmqConfig::new("reasoning").expect("valid queue"),
+        Duration::from_secs(60),
+    );
+    let follower = jobs.start_follower(FollowerOptions::default());
     let (id, probe) = ("handover", "probe");
     foreign_set(old, id, "v1");
     a.cached(id, "v1").await;
@@ -131,6 +148,10 @@ async fn a_sentinel_failover_moves_every_connection_and_serves_nothing_stale() {
         !set.warmcache_clients(old).is_empty(),
         "the instances are connected to the primary"
     );
+    eventually("the events follower to read on the primary", || async {
+        xread_clients(&set, old) == 1
+    })
+    .await;
 
     let started = Instant::now();
     set.failover();
@@ -178,11 +199,17 @@ async fn a_sentinel_failover_moves_every_connection_and_serves_nothing_stale() {
     a.reads(id, None).await;
     b.reads(id, None).await;
 
-    // Nothing of ours stays on the demoted primary (now a replica).
+    // Nothing of ours stays on the demoted primary (now a replica), the
+    // events follower's XREAD included: it reads on the new primary.
     eventually("no warmcache connection on the demoted primary", || async {
         set.warmcache_clients(old).is_empty()
     })
     .await;
+    eventually("the events follower to read on the new primary", || async {
+        xread_clients(&set, new) == 1
+    })
+    .await;
+    assert!(follower.connects() >= 2, "the follower reconnected");
     eventually(
         "the sentinels to make the old primary a replica",
         || async { cli(old, &["ROLE"]).starts_with("slave") },

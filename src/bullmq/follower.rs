@@ -14,13 +14,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::job::{JobAnswer, JobState, Rendered};
 use super::state::text;
 use super::{BullmqJobs, record};
+use crate::redis::Dedicated;
 use crate::tier::CacheId;
 
 mod stream;
@@ -147,8 +147,8 @@ async fn run(
             () = cancel.cancelled() => return,
             c = jobs.inner.redis.dedicated_connection(options.block + options.timeout) => c,
         };
-        let mut connection = match connected {
-            Ok(connection) => connection,
+        let mut dedicated = match connected {
+            Ok(dedicated) => dedicated,
             Err(e) => {
                 tracing::debug!(error = %e, "BullMQ events follower cannot connect; retrying");
                 tokio::select! {
@@ -165,7 +165,7 @@ async fn run(
         }
         let why = tokio::select! {
             () = cancel.cancelled() => None,
-            why = follow(&jobs, &mut connection, options, &mut position, &progress) => Some(why),
+            why = follow(&jobs, &mut dedicated, options, &mut position, &progress) => Some(why),
         };
         jobs.set_following(false);
         metrics.connected.set(0.0);
@@ -180,15 +180,19 @@ async fn run(
     }
 }
 
-/// Positions, then reads until the connection fails.
+/// Positions, then reads until the connection fails or (Sentinel) its
+/// node stops being the primary: a demoted primary still serves `XREAD`
+/// as a replica, behind the new primary by the replication lag.
 async fn follow(
     jobs: &BullmqJobs,
-    connection: &mut MultiplexedConnection,
+    dedicated: &mut Dedicated,
     options: FollowerOptions,
     position: &mut Position,
     progress: &Progress,
 ) -> String {
     let events_key = jobs.inner.keys.events.clone();
+    let (redis, dedicated_epoch) = (&jobs.inner.redis, dedicated.epoch);
+    let connection = &mut dedicated.connection;
     let info = match stream::info(connection, &events_key, options.timeout).await {
         Ok(info) => info,
         Err(e) => return e,
@@ -201,7 +205,14 @@ async fn follow(
     tracing::info!(queue = %jobs.inner.config.queue, "BullMQ events follower connected");
     loop {
         let last = position.last.unwrap_or_default();
-        let entries = match stream::read(connection, &events_key, last, options).await {
+        // Only the read is raced: an event being handled is finished first.
+        let read = tokio::select! {
+            read = stream::read(connection, &events_key, last, options) => read,
+            () = redis.primary_moved(dedicated_epoch) => {
+                return "its node is no longer the primary (Sentinel switch)".to_owned();
+            }
+        };
+        let entries = match read {
             Ok(entries) => entries,
             Err(e) => return e,
         };

@@ -128,6 +128,14 @@ impl std::fmt::Debug for RedisHandle {
     }
 }
 
+/// A connection of its own for a task that blocks on it, and the Sentinel
+/// epoch of the primary it reached (see [`RedisHandle::primary_moved`]).
+pub(crate) struct Dedicated {
+    pub(crate) connection: ::redis::aio::MultiplexedConnection,
+    /// `None` outside Sentinel mode.
+    pub(crate) epoch: Option<u64>,
+}
+
 impl RedisHandle {
     /// Builds the handle without connecting; the first operation connects.
     ///
@@ -380,22 +388,33 @@ impl RedisHandle {
     pub(crate) async fn dedicated_connection(
         &self,
         response_timeout: Duration,
-    ) -> Result<::redis::aio::MultiplexedConnection, L2Error> {
+    ) -> Result<Dedicated, L2Error> {
         let connect_timeout = self.inner.op_timeout.max(Duration::from_secs(1));
         let config = ::redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout));
-        let client = match &self.inner.sentinel {
+        let (client, epoch) = match &self.inner.sentinel {
             Some(follower) => match follower.primary_within(connect_timeout).await {
-                Some(primary) => primary.resp3.clone(),
+                Some(primary) => (primary.resp3.clone(), Some(primary.epoch)),
                 None => return Err(sentinel::no_primary()),
             },
-            None => self.inner.listener_clients.resp3.clone(),
+            None => (self.inner.listener_clients.resp3.clone(), None),
         };
-        client
+        let connection = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| classify(&e))
+            .map_err(|e| classify(&e))?;
+        Ok(Dedicated { connection, epoch })
+    }
+
+    /// Resolves once the primary of a [`Dedicated`] connection's `epoch` is
+    /// no longer the primary (Sentinel: a switch or a demotion), so its user
+    /// moves to the new one; never in the other modes (the address is fixed).
+    pub(crate) async fn primary_moved(&self, epoch: Option<u64>) {
+        match (&self.inner.sentinel, epoch) {
+            (Some(follower), Some(epoch)) => follower.moved_from(epoch).await,
+            _ => std::future::pending().await,
+        }
     }
 
     /// Runs one read through the breaker and under the timeout, on the

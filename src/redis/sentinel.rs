@@ -200,6 +200,20 @@ impl Follower {
         }
     }
 
+    /// Resolves once the primary of `epoch` is no longer the current one
+    /// (a switch, a demotion, or none verified); never while it is.
+    pub(crate) async fn moved_from(&self, epoch: u64) {
+        let mut receiver = self.current.subscribe();
+        let gone = receiver
+            .wait_for(|now| now.as_ref().is_none_or(|p| p.epoch != epoch))
+            .await
+            .is_err();
+        if gone {
+            // The follower is gone with its handle: nothing moves any more.
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Whether the primary of `epoch` is still the current one; if not, the
     /// lease is withdrawn (call after renewing it: a switch that raced the
     /// renewal is then seen here, or withdraws it itself).
