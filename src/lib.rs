@@ -33,27 +33,34 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod body;
 pub mod bullmq;
-mod config;
 pub mod data;
 mod fnv;
 pub mod metrics;
 pub mod records;
 pub mod redact;
-mod redis;
+mod l2;
 mod refresher;
 mod rng;
 mod schedule;
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub mod service;
+mod settings;
 mod snapshot;
 mod source;
 mod tier;
 
 pub use body::{Coding, EncodedBody, OFF_THREAD_BYTES, Variant};
-pub use config::{Config, ConfigError, LogFormat, RefreshConfig, SETTINGS, Setting, vars};
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
+pub use service::{Config, LogFormat, SETTINGS, Setting};
+pub use settings::{ConfigError, RefreshConfig, vars};
 pub use data::SnapshotData;
-pub use redis::{
+pub use l2::{
     Erasure, INVALIDATION_CHANNEL, InvalidationListener, InvalidationMode, InvalidationOptions,
     L2Error, PUSH_CAPACITY, RedisConfig, RedisHandle, RedisMode, RedisSetupError, Secret,
     TOMBSTONE_PREFIX,

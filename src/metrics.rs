@@ -12,6 +12,7 @@ use ::metrics::{
     Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
     gauge, histogram,
 };
+#[cfg(feature = "service")]
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
 /// Requests to a keyed cache, by tier and result.
@@ -114,10 +115,12 @@ pub const BULLMQ_EVENT_NAMES: &[&str] = &[
 ];
 
 /// Buckets of Redis round trips and HTTP requests: 100 µs to 2.5 s.
+#[cfg(feature = "service")]
 const MILLISECOND_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 /// Buckets of loads and snapshot refreshes: 1 ms to 60 s.
+#[cfg(feature = "service")]
 const SECOND_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
@@ -280,6 +283,8 @@ pub fn describe() {
 ///
 /// # Errors
 /// Never with these buckets; kept for the builder's signature.
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub fn prometheus_builder() -> Result<PrometheusBuilder, BuildError> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(

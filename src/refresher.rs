@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::config::{ConfigError, RefreshConfig, parse_jitter};
+use crate::settings::{ConfigError, RefreshConfig, parse_jitter};
 use crate::metrics::RefreshMetrics;
 use crate::rng::SplitMix64;
 use crate::schedule::{Schedule, Slot};

@@ -1,7 +1,7 @@
 //! A job as `GET /jobs/{jobId}` answers it, decoded from BullMQ's job hash
 //! the way BullMQ's `Job.fromJSON` reads it, and rendered once.
 
-use axum::http::HeaderValue;
+use http::HeaderValue;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

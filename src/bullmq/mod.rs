@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::config::{ConfigError, vars};
+use crate::settings::{ConfigError, vars};
 use crate::metrics::BullmqMetrics;
-use crate::redis::{L2Error, RedisHandle};
+use crate::l2::{L2Error, RedisHandle};
 use crate::tier::CacheId;
 use crate::tier::stripes::Stripes;
 

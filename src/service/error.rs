@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::redact;
-use crate::redis::L2Error;
+use crate::l2::L2Error;
 use crate::tier::{CacheError, InvalidId};
 
 /// An error answer of the API.

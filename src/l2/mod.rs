@@ -38,8 +38,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -107,7 +107,7 @@ struct Inner {
     /// Erasure settings (tombstone life, replicas to wait for).
     erasure: erasure::ErasureSettings,
     /// In cluster mode, the connection every operation goes through.
-    cluster: Option<::redis::cluster_async::ClusterConnection>,
+    cluster: Option<redis::cluster_async::ClusterConnection>,
     /// In sentinel mode, the primary now (the main connection is its).
     sentinel: Option<Arc<sentinel::Follower>>,
     /// Stops the sentinel tasks with the last clone of the handle.
@@ -268,7 +268,7 @@ impl RedisHandle {
         }
         let published = self
             .run(|mut c| async move {
-                ::redis::cmd("PUBLISH")
+                redis::cmd("PUBLISH")
                     .arg(INVALIDATION_CHANNEL)
                     .arg(key)
                     .query_async::<()>(&mut c)
@@ -305,14 +305,14 @@ impl RedisHandle {
     /// # Errors
     /// See [`L2Error`].
     pub async fn ping(&self) -> Result<(), L2Error> {
-        self.run(|mut c| async move { ::redis::cmd("PING").query_async::<()>(&mut c).await })
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
             .await
     }
 
     /// `GET` of `key`, for reads that do not fill L1 (no TTL needed).
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, L2Error> {
         let value: Option<Vec<u8>> = self
-            .run(|mut c| async move { ::redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
             .await?;
         Ok(value.map(Bytes::from))
     }
@@ -325,7 +325,7 @@ impl RedisHandle {
     ) -> Result<Option<(Bytes, Option<Duration>)>, L2Error> {
         let (value, pttl): (Option<Vec<u8>>, i64) = self
             .run(
-                |mut c| async move { ::redis::pipe().get(key).pttl(key).query_async(&mut c).await },
+                |mut c| async move { redis::pipe().get(key).pttl(key).query_async(&mut c).await },
             )
             .await?;
         Ok(value.map(|v| {
@@ -343,7 +343,7 @@ impl RedisHandle {
     ) -> Result<(), L2Error> {
         let seconds = ttl.as_secs().max(1);
         self.write(|mut c| async move {
-            ::redis::cmd("SETEX")
+            redis::cmd("SETEX")
                 .arg(key)
                 .arg(seconds)
                 .arg(value)
@@ -357,14 +357,14 @@ impl RedisHandle {
     /// the timeout. (The `redis` crate's `Script`, which sends `EVALSHA`,
     /// needs a feature this build does not enable; Redis caches the
     /// compiled script either way.)
-    pub(crate) async fn eval<T: ::redis::FromRedisValue>(
+    pub(crate) async fn eval<T: redis::FromRedisValue>(
         &self,
         script: &str,
         keys: &[&str],
         args: &[&str],
     ) -> Result<T, L2Error> {
         self.run(|mut c| async move {
-            ::redis::cmd("EVAL")
+            redis::cmd("EVAL")
                 .arg(script)
                 .arg(keys.len())
                 .arg(keys)
@@ -380,9 +380,9 @@ impl RedisHandle {
     pub(crate) async fn dedicated_connection(
         &self,
         response_timeout: Duration,
-    ) -> Result<::redis::aio::MultiplexedConnection, L2Error> {
+    ) -> Result<redis::aio::MultiplexedConnection, L2Error> {
         let connect_timeout = self.inner.op_timeout.max(Duration::from_secs(1));
-        let config = ::redis::AsyncConnectionConfig::new()
+        let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout));
         let client = match &self.inner.sentinel {
