@@ -433,6 +433,7 @@ pub(crate) fn invalidation_connected() -> Gauge {
 }
 
 /// Handles of the job routes' reads of `reasoning_job`.
+#[cfg(feature = "service")]
 #[derive(Debug)]
 pub(crate) struct JobReadMetrics {
     pub(crate) record_l1: Counter,
@@ -446,6 +447,7 @@ fn job_reads(source: &'static str, tier: &'static str) -> Counter {
     c
 }
 
+#[cfg(feature = "service")]
 impl JobReadMetrics {
     pub(crate) fn register() -> Self {
         Self {
@@ -458,6 +460,7 @@ impl JobReadMetrics {
 
 /// Handles of the BullMQ job source and its follower.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "service"), allow(dead_code))] // reads_l1, reads_l2: the job routes' reads
 pub(crate) struct BullmqMetrics {
     pub(crate) reads_l1: Counter,
     pub(crate) reads_l2: Counter,

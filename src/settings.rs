@@ -107,7 +107,6 @@ pub struct RefreshConfig {
     pub jitter: f64,
 }
 
-
 /// Parses a whole number of milliseconds in `min..=max`.
 pub(crate) fn parse_ms(
     value: Option<String>,
@@ -144,7 +143,10 @@ mod tests {
 
     #[test]
     fn milliseconds_default_when_unset_and_are_bounded() {
-        assert_eq!(parse_ms(None, vars::TTL_MS, 30_000, 1_000, 60_000), Ok(30_000));
+        assert_eq!(
+            parse_ms(None, vars::TTL_MS, 30_000, 1_000, 60_000),
+            Ok(30_000)
+        );
         assert_eq!(
             parse_ms(Some(" 2000 ".into()), vars::TTL_MS, 30_000, 1_000, 60_000),
             Ok(2_000)

@@ -38,10 +38,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use config::{RedisConfig, RedisMode, Secret};
@@ -324,9 +324,7 @@ impl RedisHandle {
         key: &str,
     ) -> Result<Option<(Bytes, Option<Duration>)>, L2Error> {
         let (value, pttl): (Option<Vec<u8>>, i64) = self
-            .run(
-                |mut c| async move { redis::pipe().get(key).pttl(key).query_async(&mut c).await },
-            )
+            .run(|mut c| async move { redis::pipe().get(key).pttl(key).query_async(&mut c).await })
             .await?;
         Ok(value.map(|v| {
             let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);

@@ -39,13 +39,13 @@ pub use keyed_routes::MAX_BODY_BYTES;
 pub use setting_list::{SETTINGS, Setting};
 
 use crate::bullmq::{BullmqJobs, FollowerOptions};
-use crate::settings::{ConfigError, vars};
+use crate::l2::{L2Error, RedisHandle, RedisSetupError};
 use crate::metrics::JobReadMetrics;
 use crate::records::{
     AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob, TimeFormat,
 };
-use crate::l2::{L2Error, RedisHandle, RedisSetupError};
 use crate::refresher::{Refresher, RefresherBuilder};
+use crate::settings::{ConfigError, vars};
 use crate::snapshot::{Mode, SnapshotCache};
 use crate::source::{BigQueryConfig, BigQuerySetupError, MockSource};
 use crate::tier::TieredCache;

@@ -44,9 +44,9 @@ pub use stats::CacheStats;
 
 use crate::l2::Erasure;
 
-use crate::records::Keyspace;
 use crate::l2::hub::{Hub, InvalidationTarget};
 use crate::l2::{L2Error, RedisHandle};
+use crate::records::Keyspace;
 use stats::{Counters, L2Op};
 use stripes::Stripes;
 

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Role, Value};
-use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::super::cluster::{Node, NodeClients};
