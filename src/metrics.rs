@@ -3,10 +3,10 @@
 //! The library records through the `metrics` facade and never installs a
 //! recorder: the reference service installs the Prometheus exporter
 //! (`prometheus_builder`, feature `service`, sets the buckets). Handles are
-//! registered when a cache or refresher is built (label sets are fixed `&'static str`s), so
-//! recording on the hot path is an atomic add, never an allocation or a map
-//! lookup. Build caches after installing the recorder: handles taken before
-//! it record nowhere.
+//! registered when a cache or refresher is built (label sets are fixed
+//! `&'static str`s), so recording on the hot path is an atomic add, never an
+//! allocation or a map lookup. Build caches after installing the recorder:
+//! handles taken before it record nowhere.
 
 use ::metrics::{
     Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
