@@ -7,8 +7,16 @@
 //! `bigquery`; [`MockSource`] for development); readers never wait and never
 //! query.
 //! Each section is rendered to JSON and compressed (gzip, brotli) once per
-//! refresh, with an ETag per coding, so the [`service`] serves it without
-//! serializing or compressing.
+//! refresh, with an ETag per coding, so the reference service (module
+//! `service`) serves it without serializing or compressing.
+//!
+//! Cargo features: `bigquery` (the BigQuery source and its Google client)
+//! and `service` (the axum reference service, its environment
+//! configuration, the Prometheus exporter builder and the `warmcache`
+//! binary), both on by default. With `default-features = false` the crate is
+//! the core alone: snapshot, refresher, sources, keyed caches, Redis, BullMQ
+//! reading and metric names, without clap, tracing-subscriber, axum, hyper or
+//! metrics-exporter-prometheus.
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,32 +41,39 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod body;
 pub mod bullmq;
-mod config;
 pub mod data;
 mod fnv;
+mod l2;
 pub mod metrics;
 pub mod records;
 pub mod redact;
-mod redis;
 mod refresher;
 mod rng;
 mod schedule;
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub mod service;
+mod settings;
 mod snapshot;
 mod source;
 mod tier;
 
 pub use body::{Coding, EncodedBody, OFF_THREAD_BYTES, Variant};
-pub use config::{Config, ConfigError, LogFormat, RefreshConfig, SETTINGS, Setting, vars};
 pub use data::SnapshotData;
-pub use redis::{
+pub use l2::{
     Erasure, INVALIDATION_CHANNEL, InvalidationListener, InvalidationMode, InvalidationOptions,
     L2Error, PUSH_CAPACITY, RedisConfig, RedisHandle, RedisMode, RedisSetupError, Secret,
     TOMBSTONE_PREFIX,
 };
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
+pub use service::{Config, LogFormat, SETTINGS, Setting};
+pub use settings::{ConfigError, RefreshConfig, vars};
 pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};
 pub use source::{
     BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_HTTP_TIMEOUT,

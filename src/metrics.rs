@@ -2,16 +2,17 @@
 //!
 //! The library records through the `metrics` facade and never installs a
 //! recorder: the reference service installs the Prometheus exporter
-//! ([`prometheus_builder`] sets the buckets). Handles are registered when a
-//! cache or refresher is built (label sets are fixed `&'static str`s), so
-//! recording on the hot path is an atomic add, never an allocation or a map
-//! lookup. Build caches after installing the recorder: handles taken before
-//! it record nowhere.
+//! (`prometheus_builder`, feature `service`, sets the buckets). Handles are
+//! registered when a cache or refresher is built (label sets are fixed
+//! `&'static str`s), so recording on the hot path is an atomic add, never an
+//! allocation or a map lookup. Build caches after installing the recorder:
+//! handles taken before it record nowhere.
 
 use ::metrics::{
     Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
     gauge, histogram,
 };
+#[cfg(feature = "service")]
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
 /// Requests to a keyed cache, by tier and result.
@@ -114,10 +115,12 @@ pub const BULLMQ_EVENT_NAMES: &[&str] = &[
 ];
 
 /// Buckets of Redis round trips and HTTP requests: 100 µs to 2.5 s.
+#[cfg(feature = "service")]
 const MILLISECOND_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 /// Buckets of loads and snapshot refreshes: 1 ms to 60 s.
+#[cfg(feature = "service")]
 const SECOND_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
@@ -280,6 +283,8 @@ pub fn describe() {
 ///
 /// # Errors
 /// Never with these buckets; kept for the builder's signature.
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub fn prometheus_builder() -> Result<PrometheusBuilder, BuildError> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -428,6 +433,7 @@ pub(crate) fn invalidation_connected() -> Gauge {
 }
 
 /// Handles of the job routes' reads of `reasoning_job`.
+#[cfg(feature = "service")]
 #[derive(Debug)]
 pub(crate) struct JobReadMetrics {
     pub(crate) record_l1: Counter,
@@ -441,6 +447,7 @@ fn job_reads(source: &'static str, tier: &'static str) -> Counter {
     c
 }
 
+#[cfg(feature = "service")]
 impl JobReadMetrics {
     pub(crate) fn register() -> Self {
         Self {
@@ -453,6 +460,7 @@ impl JobReadMetrics {
 
 /// Handles of the BullMQ job source and its follower.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "service"), allow(dead_code))] // reads_l1, reads_l2: the job routes' reads
 pub(crate) struct BullmqMetrics {
     pub(crate) reads_l1: Counter,
     pub(crate) reads_l2: Counter,

@@ -25,10 +25,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::config::{ConfigError, RefreshConfig, parse_jitter};
 use crate::metrics::RefreshMetrics;
 use crate::rng::SplitMix64;
 use crate::schedule::{Schedule, Slot};
+use crate::settings::{ConfigError, RefreshConfig, parse_jitter};
 use crate::snapshot::{LastError, Sections, Snapshot, SnapshotCache, Timestamp};
 use crate::source::{SnapshotSource, SourceError};
 

@@ -20,7 +20,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::job::{JobAnswer, JobState, Rendered};
 use super::state::text;
 use super::{BullmqJobs, record};
-use crate::redis::Dedicated;
+use crate::l2::Dedicated;
 use crate::tier::CacheId;
 
 mod stream;

@@ -1,8 +1,8 @@
 //! A job as `GET /jobs/{jobId}` answers it, decoded from BullMQ's job hash
 //! the way BullMQ's `Job.fromJSON` reads it, and rendered once.
 
-use axum::http::HeaderValue;
 use bytes::Bytes;
+use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -199,6 +199,7 @@ fn category(error: &serde_json::Error) -> &'static str {
 pub(crate) struct Rendered {
     pub(crate) answer: JobAnswer,
     pub(crate) body: Bytes,
+    #[cfg_attr(not(feature = "service"), allow(dead_code))] // the service's job routes read it
     pub(crate) etag: HeaderValue,
     pub(crate) is_final: bool,
 }

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::config::{ConfigError, vars};
+use crate::l2::{L2Error, RedisHandle};
 use crate::metrics::BullmqMetrics;
-use crate::redis::{L2Error, RedisHandle};
+use crate::settings::{ConfigError, vars};
 use crate::tier::CacheId;
 use crate::tier::stripes::Stripes;
 
@@ -57,6 +57,7 @@ impl BullmqConfig {
     }
 
     /// Reads the three settings; `None` when no queue is set.
+    #[cfg_attr(not(feature = "service"), allow(dead_code))] // service::Config reads it
     pub(crate) fn from_lookup(
         get: &impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, ConfigError> {
@@ -211,6 +212,7 @@ impl BullmqJobs {
     ///
     /// # Errors
     /// Redis failing, or a malformed job hash.
+    #[cfg_attr(not(feature = "service"), allow(dead_code))] // the service's job routes read it
     pub(crate) async fn lookup(&self, id: &CacheId) -> Result<Option<Arc<Rendered>>, BullmqError> {
         let inner = &self.inner;
         if inner.following.load(Ordering::Acquire) {

@@ -15,8 +15,8 @@ use bytes::Bytes;
 
 use super::BullmqJobs;
 use super::job::{JobAnswer, Rendered};
+use crate::l2::L2Error;
 use crate::records::REASONING_JOB;
-use crate::redis::L2Error;
 
 /// KEYS: the record. ARGV: new JSON, its finishedAt (or ""), TTL seconds,
 /// "1" when it comes from the job hash.

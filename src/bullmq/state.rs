@@ -14,7 +14,7 @@ use redis::Value;
 
 use super::Keys;
 use super::job::{FIELDS, RawJob};
-use crate::redis::{L2Error, RedisHandle};
+use crate::l2::{L2Error, RedisHandle};
 use crate::tier::CacheId;
 
 /// KEYS: completed, failed, delayed, prioritized, active, wait, paused,

@@ -18,11 +18,13 @@ use crate::tier::CacheId;
 type Slot = Option<Arc<Rendered>>;
 
 /// The channels of the jobs being waited on.
+#[cfg_attr(not(feature = "service"), allow(dead_code))] // the service's job routes read it
 pub(crate) struct Waiters {
     channels: Mutex<HashMap<CacheId, watch::Sender<Slot>>>,
     gauge: Gauge,
 }
 
+#[cfg_attr(not(feature = "service"), allow(dead_code))]
 impl Waiters {
     pub(crate) fn new(gauge: Gauge) -> Self {
         Self {
@@ -80,12 +82,14 @@ impl Waiters {
 
 /// One waiting request; leaving (drop) removes the job's channel if it was
 /// the last waiter.
+#[cfg_attr(not(feature = "service"), allow(dead_code))] // the service's job routes read it
 pub(crate) struct WaitGuard {
     waiters: Arc<Waiters>,
     id: CacheId,
     receiver: Option<watch::Receiver<Slot>>,
 }
 
+#[cfg_attr(not(feature = "service"), allow(dead_code))]
 impl WaitGuard {
     /// The next answer published for the job after the last one seen.
     /// `None` never happens while the map holds the sender.

@@ -13,8 +13,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::l2::L2Error;
 use crate::redact;
-use crate::redis::L2Error;
 use crate::tier::{CacheError, InvalidId};
 
 /// An error answer of the API.

@@ -6,6 +6,7 @@
 
 mod accept_encoding;
 mod baseline;
+mod config;
 mod error;
 mod health;
 mod http_metrics;
@@ -13,6 +14,7 @@ mod job_routes;
 mod keyed_routes;
 mod metrics_endpoint;
 mod profile;
+mod setting_list;
 pub mod shutdown;
 mod snapshot_routes;
 
@@ -31,17 +33,19 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::records::CustomerProfile;
+pub use config::{Config, LogFormat};
 pub use error::ApiError;
 pub use keyed_routes::MAX_BODY_BYTES;
+pub use setting_list::{SETTINGS, Setting};
 
 use crate::bullmq::{BullmqJobs, FollowerOptions};
-use crate::config::{Config, ConfigError, vars};
+use crate::l2::{L2Error, RedisHandle, RedisSetupError};
 use crate::metrics::JobReadMetrics;
 use crate::records::{
     AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob, TimeFormat,
 };
-use crate::redis::{L2Error, RedisHandle, RedisSetupError};
 use crate::refresher::{Refresher, RefresherBuilder};
+use crate::settings::{ConfigError, vars};
 use crate::snapshot::{Mode, SnapshotCache};
 use crate::source::{BigQueryConfig, BigQuerySetupError, MockSource};
 use crate::tier::TieredCache;

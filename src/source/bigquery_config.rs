@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigError, parse_ms, vars};
+use crate::settings::{ConfigError, parse_ms, vars};
 
 /// The default cap on the bytes one query may bill: 1 GiB.
 pub const DEFAULT_MAXIMUM_BYTES_BILLED: u64 = 1 << 30;

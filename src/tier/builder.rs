@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 use super::stats::Counters;
 use super::stripes::Stripes;
 use super::{Inner, L1Entry, TieredCache};
-use crate::config::ConfigError;
+use crate::l2::RedisHandle;
+use crate::l2::hub::InvalidationTarget;
 use crate::records::Keyspace;
-use crate::redis::RedisHandle;
-use crate::redis::hub::InvalidationTarget;
+use crate::settings::ConfigError;
 use crate::tier::id::CacheId;
 
 /// Default L1 budget per keyspace.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::id::InvalidId;
-use crate::redis::L2Error;
+use crate::l2::L2Error;
 
 /// A loader's error, shared by every caller waiting on that load.
 pub type LoaderError = Arc<dyn std::error::Error + Send + Sync>;

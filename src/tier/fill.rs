@@ -15,7 +15,7 @@
 //! the Redis timeout, or the loader) before the joiner arrived.
 //!
 //! A loaded value is written back to Redis by a script that refuses while
-//! the key's erasure tombstone exists ([`crate::redis`]), and only while
+//! the key's erasure tombstone exists ([`crate::l2`]), and only while
 //! this instance's lease runs (a lapsed lease may hide an erasure's push).
 
 use std::future::Future;
@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use super::stats::L2Op;
 use super::stripes::Stripes;
 use super::{CacheError, CacheId, Cached, L1Entry, Tier, TieredCache};
-use crate::redis::WriteBack;
+use crate::l2::WriteBack;
 
 /// Fills that an invalidation overtook before a caller gives up on L1.
 const ATTEMPTS: usize = 3;

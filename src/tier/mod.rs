@@ -42,11 +42,11 @@ pub use error::{CacheError, LoaderError};
 pub use id::{CacheId, InvalidId, MAX_ID_LEN};
 pub use stats::CacheStats;
 
-use crate::redis::Erasure;
+use crate::l2::Erasure;
 
+use crate::l2::hub::{Hub, InvalidationTarget};
+use crate::l2::{L2Error, RedisHandle};
 use crate::records::Keyspace;
-use crate::redis::hub::{Hub, InvalidationTarget};
-use crate::redis::{L2Error, RedisHandle};
 use stats::{Counters, L2Op};
 use stripes::Stripes;
 

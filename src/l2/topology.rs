@@ -60,7 +60,7 @@ pub(super) async fn run_cluster(
                 connect_resp3(&client, prefixes, options.timeout).await
             }))
             .await?;
-            Ok::<_, ::redis::RedisError>((topology, sessions))
+            Ok::<_, redis::RedisError>((topology, sessions))
         };
         let connected = tokio::select! {
             () = cancel.cancelled() => return,
@@ -155,7 +155,7 @@ pub(super) async fn run_cluster(
 /// Polls the topology every PING interval; ends (withdrawing the lease at
 /// once) when it differs from `tracked`.
 async fn watch_topology(
-    mut connection: ::redis::cluster_async::ClusterConnection,
+    mut connection: redis::cluster_async::ClusterConnection,
     tracked: &Topology,
     options: InvalidationOptions,
     hub: &Hub,

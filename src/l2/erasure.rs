@@ -23,7 +23,7 @@
 
 use std::time::Duration;
 
-use ::redis::Value;
+use redis::Value;
 
 use super::{L2Error, RedisConfig, RedisHandle};
 
@@ -101,7 +101,7 @@ impl RedisHandle {
         let timeout = self.inner.op_timeout + settings.wait * u32::from(replicas > 0);
         let confirmed: i64 = self
             .run_on(true, timeout, |mut c| async move {
-                let mut pipe = ::redis::pipe();
+                let mut pipe = redis::pipe();
                 pipe.cmd("EVAL")
                     .arg(ERASE)
                     .arg(2)
@@ -137,7 +137,7 @@ impl RedisHandle {
         let tombstone = tombstone.as_str();
         let reply: Value = self
             .write(|mut c| async move {
-                ::redis::cmd("EVAL")
+                redis::cmd("EVAL")
                     .arg(WRITE_BACK)
                     .arg(2)
                     .arg(key)

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, RedisError, Role, Value};
 use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError, Role, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::super::cluster::{Node, NodeClients};
@@ -60,7 +60,7 @@ impl Follower {
     /// `SENTINEL get-master-addr-by-name` on one sentinel.
     pub(super) async fn ask(&self, sentinel: &Node) -> Result<Option<Node>, RedisError> {
         let mut connection = self.connect(&self.settings.sentinels, sentinel).await?;
-        let reply: Option<(String, u16)> = ::redis::cmd("SENTINEL")
+        let reply: Option<(String, u16)> = redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(&self.settings.master)
             .query_async(&mut connection)
@@ -72,7 +72,7 @@ impl Follower {
     pub(super) async fn is_primary(&self, node: &Node) -> Result<bool, String> {
         let asked = async {
             let mut connection = self.connect(&self.settings.data_resp2, node).await?;
-            ::redis::cmd("ROLE")
+            redis::cmd("ROLE")
                 .query_async::<Role>(&mut connection)
                 .await
         };

@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisConnectionInfo, RedisError, Role};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisConnectionInfo, RedisError, Role};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -105,7 +105,7 @@ impl Settings {
         if let Some(password) = config.sentinel_password.as_ref().map(Secret::expose) {
             sentinel = sentinel.set_password(password);
         }
-        let resp3 = data.clone().set_protocol(::redis::ProtocolVersion::RESP3);
+        let resp3 = data.clone().set_protocol(redis::ProtocolVersion::RESP3);
         Self {
             sentinels: NodeClients::new(scheme, sentinel, root_cert.clone()),
             addresses: config
@@ -356,7 +356,7 @@ impl Follower {
         if let Some(current) = self.current() {
             let role = tokio::time::timeout(
                 self.settings.op_timeout,
-                ::redis::cmd("ROLE").query_async::<Role>(&mut current.main.manager.clone()),
+                redis::cmd("ROLE").query_async::<Role>(&mut current.main.manager.clone()),
             )
             .await;
             match role {

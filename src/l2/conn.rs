@@ -1,8 +1,8 @@
 //! The connection one operation runs on, and how clients are built (with
 //! the CA of `REDIS_TLS_CA_FILE` when given).
 
-use ::redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
-use ::redis::{
+use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::{
     Client, Cmd, ConnectionInfo, Pipeline, RedisError, RedisFuture, TlsCertificates, Value,
 };
 
@@ -14,7 +14,7 @@ pub(crate) enum Conn {
     /// The listener's tracking connection (`NOLOOP`).
     Tracking(MultiplexedConnection),
     /// A Redis Cluster connection (routes by key, follows redirects).
-    Cluster(::redis::cluster_async::ClusterConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 impl ConnectionLike for Conn {

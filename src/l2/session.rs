@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use ::redis::{AsyncConnectionConfig, Client, ErrorKind, PushInfo, RedisError, Value};
 use futures_util::{FutureExt, StreamExt};
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use redis::{AsyncConnectionConfig, Client, ErrorKind, PushInfo, RedisError, Value};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{Receiver, channel};
 use tokio::time::{Duration, Instant};
@@ -85,7 +85,7 @@ impl Feed {
             Self::Resp3 { connection, .. } => {
                 let mut connection = connection.clone();
                 Box::pin(async move {
-                    ::redis::cmd("PING")
+                    redis::cmd("PING")
                         .query_async::<Value>(&mut connection)
                         .await
                         .map(drop)
@@ -149,7 +149,7 @@ pub(super) async fn connect_resp3(
     let mut connection = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
-    let mut tracking = ::redis::cmd("CLIENT");
+    let mut tracking = redis::cmd("CLIENT");
     tracking.arg("TRACKING").arg("ON").arg("BCAST");
     for prefix in prefixes {
         tracking.arg("PREFIX").arg(prefix);

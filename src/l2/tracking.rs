@@ -46,7 +46,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::Client;
+use redis::Client;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use ::redis::{ErrorKind, RedisError, ServerErrorKind};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 /// Why a Redis operation did not succeed. Messages never contain the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -38,10 +38,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use config::{RedisConfig, RedisMode, Secret};
@@ -107,7 +107,7 @@ struct Inner {
     /// Erasure settings (tombstone life, replicas to wait for).
     erasure: erasure::ErasureSettings,
     /// In cluster mode, the connection every operation goes through.
-    cluster: Option<::redis::cluster_async::ClusterConnection>,
+    cluster: Option<redis::cluster_async::ClusterConnection>,
     /// In sentinel mode, the primary now (the main connection is its).
     sentinel: Option<Arc<sentinel::Follower>>,
     /// Stops the sentinel tasks with the last clone of the handle.
@@ -131,7 +131,7 @@ impl std::fmt::Debug for RedisHandle {
 /// A connection of its own for a task that blocks on it, and the Sentinel
 /// epoch of the primary it reached (see [`RedisHandle::primary_moved`]).
 pub(crate) struct Dedicated {
-    pub(crate) connection: ::redis::aio::MultiplexedConnection,
+    pub(crate) connection: redis::aio::MultiplexedConnection,
     /// `None` outside Sentinel mode.
     pub(crate) epoch: Option<u64>,
 }
@@ -276,7 +276,7 @@ impl RedisHandle {
         }
         let published = self
             .run(|mut c| async move {
-                ::redis::cmd("PUBLISH")
+                redis::cmd("PUBLISH")
                     .arg(INVALIDATION_CHANNEL)
                     .arg(key)
                     .query_async::<()>(&mut c)
@@ -313,14 +313,14 @@ impl RedisHandle {
     /// # Errors
     /// See [`L2Error`].
     pub async fn ping(&self) -> Result<(), L2Error> {
-        self.run(|mut c| async move { ::redis::cmd("PING").query_async::<()>(&mut c).await })
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
             .await
     }
 
     /// `GET` of `key`, for reads that do not fill L1 (no TTL needed).
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, L2Error> {
         let value: Option<Vec<u8>> = self
-            .run(|mut c| async move { ::redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
             .await?;
         Ok(value.map(Bytes::from))
     }
@@ -332,9 +332,7 @@ impl RedisHandle {
         key: &str,
     ) -> Result<Option<(Bytes, Option<Duration>)>, L2Error> {
         let (value, pttl): (Option<Vec<u8>>, i64) = self
-            .run(
-                |mut c| async move { ::redis::pipe().get(key).pttl(key).query_async(&mut c).await },
-            )
+            .run(|mut c| async move { redis::pipe().get(key).pttl(key).query_async(&mut c).await })
             .await?;
         Ok(value.map(|v| {
             let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
@@ -351,7 +349,7 @@ impl RedisHandle {
     ) -> Result<(), L2Error> {
         let seconds = ttl.as_secs().max(1);
         self.write(|mut c| async move {
-            ::redis::cmd("SETEX")
+            redis::cmd("SETEX")
                 .arg(key)
                 .arg(seconds)
                 .arg(value)
@@ -365,14 +363,14 @@ impl RedisHandle {
     /// the timeout. (The `redis` crate's `Script`, which sends `EVALSHA`,
     /// needs a feature this build does not enable; Redis caches the
     /// compiled script either way.)
-    pub(crate) async fn eval<T: ::redis::FromRedisValue>(
+    pub(crate) async fn eval<T: redis::FromRedisValue>(
         &self,
         script: &str,
         keys: &[&str],
         args: &[&str],
     ) -> Result<T, L2Error> {
         self.run(|mut c| async move {
-            ::redis::cmd("EVAL")
+            redis::cmd("EVAL")
                 .arg(script)
                 .arg(keys.len())
                 .arg(keys)
@@ -390,7 +388,7 @@ impl RedisHandle {
         response_timeout: Duration,
     ) -> Result<Dedicated, L2Error> {
         let connect_timeout = self.inner.op_timeout.max(Duration::from_secs(1));
-        let config = ::redis::AsyncConnectionConfig::new()
+        let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout));
         let (client, epoch) = match &self.inner.sentinel {

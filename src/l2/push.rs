@@ -2,7 +2,7 @@
 //! (tracking invalidations, pub/sub messages) and fallback messages, and
 //! applying them to the hub.
 
-use ::redis::{PushInfo, PushKind, Value};
+use redis::{PushInfo, PushKind, Value};
 
 use super::hub::Hub;
 

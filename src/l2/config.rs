@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigError, parse_ms};
+use crate::settings::{ConfigError, parse_ms};
 
 /// `REDIS_SENTINEL_MASTER` when unset.
 const DEFAULT_SENTINEL_MASTER: &str = "mymaster";

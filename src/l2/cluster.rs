@@ -20,10 +20,10 @@
 
 use std::time::Duration;
 
-use ::redis::aio::ConnectionLike;
-use ::redis::cluster::{ClusterClientBuilder, ClusterConfig};
-use ::redis::cluster_async::ClusterConnection;
-use ::redis::{
+use redis::aio::ConnectionLike;
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{
     Client, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError, TlsCertificates, Value,
 };
 
@@ -189,7 +189,7 @@ pub(crate) async fn fetch_topology(
     connection: &mut ClusterConnection,
     timeout: Duration,
 ) -> Result<Topology, RedisError> {
-    let cmd = ::redis::cmd("CLUSTER").arg("SLOTS").clone();
+    let cmd = redis::cmd("CLUSTER").arg("SLOTS").clone();
     let reply = tokio::time::timeout(timeout, connection.req_packed_command(&cmd))
         .await
         .map_err(|_| RedisError::from((ErrorKind::Io, "CLUSTER SLOTS timed out")))??;
@@ -219,7 +219,7 @@ fn has_hash_tag(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ::redis::cluster_routing::Slot;
+    use redis::cluster_routing::Slot;
 
     #[test]
     fn a_tombstone_hashes_to_its_record_key_slot() {
