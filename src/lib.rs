@@ -42,9 +42,11 @@ pub mod metrics;
 pub mod records;
 pub mod redact;
 mod redis;
+mod reference;
 mod refresher;
 mod rng;
 mod schedule;
+mod section;
 pub mod service;
 mod snapshot;
 mod source;
@@ -58,14 +60,19 @@ pub use redis::{
     L2Error, PUSH_CAPACITY, RedisConfig, RedisHandle, RedisMode, RedisSetupError, Secret,
     TOMBSTONE_PREFIX,
 };
+pub use reference::{ReferenceSections, Sections};
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
-pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};
+pub use section::{Loaded, Section, SectionSet};
+pub use snapshot::{LastError, Mode, Snapshot, SnapshotCache, Timestamp};
 pub use source::{
     BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_HTTP_TIMEOUT,
-    DEFAULT_MAXIMUM_BYTES_BILLED, MockSource, SnapshotSource, SourceError,
+    DEFAULT_MAXIMUM_BYTES_BILLED, DataOf, MockSource, SnapshotSource, SourceError,
 };
 #[cfg(feature = "bigquery")]
-pub use source::{BigQuerySource, BigQuerySourceBuilder, BigQueryStats, SectionStats};
+pub use source::{
+    BigQuerySource, BigQuerySourceBuilder, BigQueryStats, QueryParam, QueryResults, QuerySet,
+    ReferenceQueries, ResultTable as BigQueryTable, Row as BigQueryRow, SectionQuery, SectionStats,
+};
 pub use tier::{
     CacheError, CacheId, CacheStats, Cached, DEFAULT_L1_MAX_BYTES, DEFAULT_L1_TTL, InvalidId,
     LoaderError, MAX_ID_LEN, Tier, TieredCache, TieredCacheBuilder,
