@@ -1,11 +1,15 @@
 //! warmcache keeps BigQuery-backed dashboard data warm in process memory.
 //!
-//! A [`Snapshot`] (dashboard, historical, products, refresh times, last error,
-//! mode) lives in a [`SnapshotCache`], a lock-free `ArcSwap` cell. A
-//! [`Refresher`] task replaces it every TTL from a [`SnapshotSource`]
-//! (`BigQuerySource` in live mode, with the default cargo feature
-//! `bigquery`; [`MockSource`] for development); readers never wait and never
-//! query.
+//! A [`Snapshot`] (the sections of one refresh in a [`Loaded`], with their
+//! refresh times, plus the last error and the mode) lives in a
+//! [`SnapshotCache`], a lock-free `ArcSwap` cell. A [`Refresher`] task
+//! replaces it every TTL from a [`SnapshotSource`]; readers never wait and
+//! never query. The core is generic over the [`SectionSet`] a source fills:
+//! the reference set ([`ReferenceSections`]: dashboard, historical,
+//! products; the default type) comes from `BigQuerySource` in live mode
+//! (cargo feature `bigquery`) or [`MockSource`]; a user's own set of
+//! [`Section`]s works the same way, from their own source or their own
+//! BigQuery queries (`QuerySet`). See the README's "Your own snapshot".
 //! Each section is rendered to JSON and compressed (gzip, brotli) once per
 //! refresh, with an ETag per coding, so the [`service`] serves it without
 //! serializing or compressing.
