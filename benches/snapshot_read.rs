@@ -202,7 +202,10 @@ fn user_type(group: &mut BenchmarkGroup<'_, WallTime>) {
         "user_cache",
         || {
             let snapshot = cache.load();
-            snapshot.data.as_deref().map_or(0, read_orders)
+            match snapshot.data.as_deref() {
+                Some(loaded) => read_orders(loaded),
+                None => 0,
+            }
         },
         {
             let cache = cache.clone();
