@@ -8,6 +8,9 @@
 //! * `arcswap_bare`: a bare `ArcSwap<Sections>` `load()`, the floor.
 //! * `rwlock_arc`: `RwLock<Arc<Sections>>`: read lock, clone the `Arc`,
 //!   unlock, read.
+//! * `user_cache` and `user_arcswap_bare`: the same two reads of a user's
+//!   own section set (`SnapshotCache<UserSections>` against a bare
+//!   `ArcSwap<Loaded<UserSections>>`), so genericity is measured too.
 //!
 //! The values are real rendered snapshots of the mock source, built before
 //! measuring; the writer cycles through them, so it measures swapping, not
@@ -29,7 +32,9 @@ use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
 use time::OffsetDateTime;
-use warmcache::{MockSource, Mode, Sections, Snapshot, SnapshotCache, Timestamp};
+use warmcache::{
+    Loaded, MockSource, Mode, Section, SectionSet, Sections, Snapshot, SnapshotCache, Timestamp,
+};
 
 /// What the baselines hold: the same rendered sections the cache points to.
 type Payload = Sections;
@@ -141,6 +146,79 @@ fn idle_and_swapping(
     drop(swapper);
 }
 
+/// A user's own section set: one section the size of a small dashboard.
+struct UserSections {
+    orders: Section<Vec<u64>>,
+}
+
+impl SectionSet for UserSections {
+    type Data = Vec<u64>;
+
+    async fn render(data: Vec<u64>, generation: u64) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            orders: Section::render_off_thread(generation, data).await?,
+        })
+    }
+}
+
+#[inline(always)]
+fn read_orders(sections: &UserSections) -> usize {
+    let section = &sections.orders;
+    black_box(section.body().len()) + black_box(section.etag().as_bytes()).len()
+}
+
+/// `VERSIONS` rendered user snapshots, on the calling thread.
+fn rendered_user() -> Vec<Arc<Loaded<UserSections>>> {
+    (0..VERSIONS as u64)
+        .map(|v| {
+            let orders = Section::render(v + 1, (0..2_000).map(|i| i * (v + 1)).collect())
+                .unwrap_or_else(|e| panic!("renders: {e}"));
+            let sections = UserSections { orders };
+            Arc::new(Loaded::new(
+                v + 1,
+                Timestamp::now(),
+                Duration::from_secs(30),
+                sections,
+            ))
+        })
+        .collect()
+}
+
+/// The user's type: its cache against a bare `ArcSwap` of the same `Arc`s.
+fn user_type(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let versions = rendered_user();
+    let snapshots: Vec<Snapshot<UserSections>> = versions
+        .iter()
+        .map(|loaded| Snapshot {
+            mode: Mode::Live,
+            data: Some(Arc::clone(loaded)),
+            last_error: None,
+        })
+        .collect();
+    let cache: SnapshotCache<UserSections> = SnapshotCache::new(Mode::Live);
+    cache.store(snapshots[0].clone());
+    idle_and_swapping(
+        group,
+        "user_cache",
+        || {
+            let snapshot = cache.load();
+            match snapshot.data.as_deref() {
+                Some(loaded) => read_orders(loaded),
+                None => 0,
+            }
+        },
+        {
+            let cache = cache.clone();
+            move |i| cache.store(snapshots[i % VERSIONS].clone())
+        },
+    );
+    let bare = Arc::new(ArcSwap::new(Arc::clone(&versions[0])));
+    idle_and_swapping(group, "user_arcswap_bare", || read_orders(&bare.load()), {
+        let bare = Arc::clone(&bare);
+        move |i| bare.store(Arc::clone(&versions[i % VERSIONS]))
+    });
+}
+
 fn snapshot_read(c: &mut Criterion) {
     let versions = rendered();
     let mut group = c.benchmark_group("snapshot_read");
@@ -207,6 +285,7 @@ fn snapshot_read(c: &mut Criterion) {
         },
     );
 
+    user_type(&mut group);
     group.finish();
 }
 

@@ -1,11 +1,15 @@
 //! warmcache keeps BigQuery-backed dashboard data warm in process memory.
 //!
-//! A [`Snapshot`] (dashboard, historical, products, refresh times, last error,
-//! mode) lives in a [`SnapshotCache`], a lock-free `ArcSwap` cell. A
-//! [`Refresher`] task replaces it every TTL from a [`SnapshotSource`]
-//! (`BigQuerySource` in live mode, with the default cargo feature
-//! `bigquery`; [`MockSource`] for development); readers never wait and never
-//! query.
+//! A [`Snapshot`] (the sections of one refresh in a [`Loaded`], with their
+//! refresh times, plus the last error and the mode) lives in a
+//! [`SnapshotCache`], a lock-free `ArcSwap` cell. A [`Refresher`] task
+//! replaces it every TTL from a [`SnapshotSource`]; readers never wait and
+//! never query. The core is generic over the [`SectionSet`] a source fills:
+//! the reference set ([`ReferenceSections`]: dashboard, historical,
+//! products; the default type) comes from `BigQuerySource` in live mode
+//! (cargo feature `bigquery`) or [`MockSource`]; a user's own set of
+//! [`Section`]s works the same way, from their own source or their own
+//! BigQuery queries (`QuerySet`). See the README's "Your own snapshot".
 //! Each section is rendered to JSON and compressed (gzip, brotli) once per
 //! refresh, with an ETag per coding, so the reference service (module
 //! `service`) serves it without serializing or compressing.
@@ -51,9 +55,11 @@ mod l2;
 pub mod metrics;
 pub mod records;
 pub mod redact;
+mod reference;
 mod refresher;
 mod rng;
 mod schedule;
+mod section;
 #[cfg(feature = "service")]
 #[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub mod service;
@@ -69,18 +75,23 @@ pub use l2::{
     L2Error, PUSH_CAPACITY, RedisConfig, RedisHandle, RedisMode, RedisSetupError, Secret,
     TOMBSTONE_PREFIX,
 };
+pub use reference::{ReferenceSections, Sections};
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
 #[cfg(feature = "service")]
 #[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub use service::{Config, LogFormat, SETTINGS, Setting};
 pub use settings::{ConfigError, RefreshConfig, vars};
-pub use snapshot::{LastError, Mode, Section, Sections, Snapshot, SnapshotCache, Timestamp};
+pub use section::{Loaded, Section, SectionSet};
+pub use snapshot::{LastError, Mode, Snapshot, SnapshotCache, Timestamp};
 pub use source::{
     BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_HTTP_TIMEOUT,
-    DEFAULT_MAXIMUM_BYTES_BILLED, MockSource, SnapshotSource, SourceError,
+    DEFAULT_MAXIMUM_BYTES_BILLED, DataOf, MockSource, SnapshotSource, SourceError,
 };
 #[cfg(feature = "bigquery")]
-pub use source::{BigQuerySource, BigQuerySourceBuilder, BigQueryStats, SectionStats};
+pub use source::{
+    BigQuerySource, BigQuerySourceBuilder, BigQueryStats, QueryParam, QueryResults, QuerySet,
+    ReferenceQueries, ResultTable as BigQueryTable, Row as BigQueryRow, SectionQuery, SectionStats,
+};
 pub use tier::{
     CacheError, CacheId, CacheStats, Cached, DEFAULT_L1_MAX_BYTES, DEFAULT_L1_TTL, InvalidId,
     LoaderError, MAX_ID_LEN, Tier, TieredCache, TieredCacheBuilder,

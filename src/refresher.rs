@@ -16,6 +16,7 @@
 //! timetable from its own start. Dropping the handle or calling
 //! [`Refresher::shutdown`] stops the task.
 
+use std::fmt;
 use std::mem;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -28,8 +29,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::metrics::RefreshMetrics;
 use crate::rng::SplitMix64;
 use crate::schedule::{Schedule, Slot};
+use crate::section::Loaded;
 use crate::settings::{ConfigError, RefreshConfig, parse_jitter};
-use crate::snapshot::{LastError, Sections, Snapshot, SnapshotCache, Timestamp};
+use crate::snapshot::{LastError, Snapshot, SnapshotCache, Timestamp};
 use crate::source::{SnapshotSource, SourceError};
 
 /// Why a refresh failed.
@@ -118,8 +120,8 @@ impl RefresherBuilder {
     pub fn spawn<S: SnapshotSource>(
         self,
         source: S,
-        cache: SnapshotCache,
-    ) -> Result<Refresher, ConfigError> {
+        cache: SnapshotCache<S::Set>,
+    ) -> Result<Refresher<S>, ConfigError> {
         for (name, value) in [
             ("ttl", self.ttl),
             ("timeout", self.timeout),
@@ -136,10 +138,11 @@ impl RefresherBuilder {
             wake: Notify::new(),
         });
         let cancel = CancellationToken::new();
+        let source = Arc::new(source);
         let task = RefreshTask {
             schedule: Schedule::new(self.ttl, self.jitter),
             settings: self,
-            source,
+            source: Arc::clone(&source),
             cache,
             shared: Arc::clone(&shared),
             rng: SplitMix64::from_entropy(),
@@ -147,6 +150,7 @@ impl RefresherBuilder {
         };
         let handle = tokio::spawn(task.run(cancel.clone()));
         Ok(Refresher {
+            source,
             shared,
             task: Some(handle),
             _stop_on_drop: cancel.clone().drop_guard(),
@@ -155,7 +159,11 @@ impl RefresherBuilder {
     }
 }
 
-/// Handle to the refresh task. Dropping it stops the task.
+/// Handle to the refresh task of source `S`. Dropping it stops the task.
+///
+/// The handle keeps the source too ([`Refresher::source`]), so a caller can
+/// read what the source knows (`BigQuerySource::stats`, a test source's
+/// counters) without keeping a clone of it.
 ///
 /// # Timetable
 ///
@@ -165,12 +173,12 @@ impl RefresherBuilder {
 /// that round alone, so the offsets never add up. A round starts ahead of
 /// its slot by 5/4 of the longest of the last four successful rounds (at
 /// most half the TTL), so that, while the source is healthy, its snapshot
-/// is in place before the current one's [`Sections::expires_at`], which is
+/// is in place before the current one's [`Loaded::expires_at`], which is
 /// that slot. A round that overruns is followed at once, never by two
 /// rounds at a time; missed slots are skipped. Failures are retried with
 /// backoff, and a retry that succeeds returns to the timetable.
-#[derive(Debug)]
-pub struct Refresher {
+pub struct Refresher<S> {
+    source: Arc<S>,
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
     cancel: CancellationToken,
@@ -195,10 +203,28 @@ struct Waiters {
     closed: bool,
 }
 
-impl Refresher {
+impl<S> fmt::Debug for Refresher<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refresher")
+            .field("source", &std::any::type_name::<S>())
+            .field("finished", &self.is_finished())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Refresher<()> {
     /// A builder with the defaults (TTL 30 s, timeout 10 s, jitter 0.1).
+    /// (Named on `Refresher<()>` so that `Refresher::builder()` needs no
+    /// type; [`RefresherBuilder::spawn`] fixes the source type.)
     pub fn builder() -> RefresherBuilder {
         RefresherBuilder::default()
+    }
+}
+
+impl<S> Refresher<S> {
+    /// The source the task fetches from (shared with it).
+    pub fn source(&self) -> &S {
+        &self.source
     }
 
     /// Asks for a fetch that starts after this call and waits for its result.
@@ -243,11 +269,11 @@ impl Refresher {
 }
 
 /// The task itself: owns the source and the schedule.
-struct RefreshTask<S> {
+struct RefreshTask<S: SnapshotSource> {
     settings: RefresherBuilder,
     schedule: Schedule,
-    source: S,
-    cache: SnapshotCache,
+    source: Arc<S>,
+    cache: SnapshotCache<S::Set>,
     shared: Arc<Shared>,
     rng: SplitMix64,
     metrics: RefreshMetrics,
@@ -361,9 +387,10 @@ impl<S: SnapshotSource> RefreshTask<S> {
                     .schedule
                     .next_slot(slot, Instant::now(), self.rng.next_f64());
                 let lifetime = next.due.saturating_duration_since(started.instant);
-                Sections::render_off_thread(generation, data, started, lifetime)
+                let rendering = Instant::now();
+                Loaded::<S::Set>::render_off_thread(generation, data, started, lifetime)
                     .await
-                    .map(|sections| (sections, next))
+                    .map(|sections| (sections, next, rendering.elapsed()))
                     .map_err(RefreshError::from)
             }
         };
@@ -377,9 +404,15 @@ impl<S: SnapshotSource> RefreshTask<S> {
         .increment(1);
         let previous = self.cache.load_full();
         match fetched {
-            Ok((sections, next)) => {
+            Ok((sections, next, render_time)) => {
                 let compress_ms = sections.compress_time().as_secs_f64() * 1e3;
-                tracing::debug!(generation, compress_ms, "sections rendered and compressed");
+                let render_ms = render_time.as_secs_f64() * 1e3;
+                tracing::debug!(
+                    generation,
+                    render_ms,
+                    compress_ms,
+                    "sections rendered and compressed"
+                );
                 tracing::info!(generation, elapsed_ms = elapsed.as_millis() as u64, mode = %previous.mode, "snapshot refreshed");
                 self.cache.store(Snapshot {
                     mode: previous.mode,

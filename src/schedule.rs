@@ -8,7 +8,7 @@
 //! start-to-start periods stay within TTL × (1 ± jitter) and the offsets
 //! never add up: no drift). A slot is the moment its round's snapshot is
 //! due; the snapshot before it expires then (`expiresAt`, see
-//! [`crate::Sections::expires_at`]).
+//! [`crate::Loaded::expires_at`]).
 //!
 //! **Lead.** A round starts [`Schedule::lead`] before its slot: 5/4 of the
 //! longest of the last [`RECENT_ROUNDS`] successful rounds (fetch, render and

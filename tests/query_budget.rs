@@ -23,7 +23,8 @@ use tokio::time::{Instant, sleep_until};
 use tower::ServiceExt;
 use warmcache::service::{AppState, app};
 use warmcache::{
-    Config, MockSource, Mode, Refresher, SnapshotCache, SnapshotData, SnapshotSource, SourceError,
+    Config, MockSource, Mode, ReferenceSections, Refresher, SnapshotCache, SnapshotData,
+    SnapshotSource, SourceError,
 };
 
 /// Queries one live fetch sends (dashboard, historical, products).
@@ -37,6 +38,8 @@ struct Counting {
 }
 
 impl SnapshotSource for Counting {
+    type Set = ReferenceSections;
+
     async fn fetch(&self) -> Result<SnapshotData, SourceError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         self.mock.fetch().await

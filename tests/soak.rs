@@ -147,7 +147,7 @@ struct Instance {
     profiles: TieredCache<SoakRecord>,
     router: Router,
     _listener: InvalidationListener,
-    _refresher: Refresher,
+    _refresher: Refresher<MockSource>,
 }
 
 impl Instance {

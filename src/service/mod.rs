@@ -196,18 +196,36 @@ pub struct RunOptions {
     pub metrics: Option<PrometheusHandle>,
 }
 
+/// The service's refresher: its type names the source, and the mode picks
+/// the source at start-up.
+enum ServiceRefresher {
+    Mock(Refresher<MockSource>),
+    #[cfg(feature = "bigquery")]
+    Live(Refresher<crate::source::BigQuerySource>),
+}
+
+impl ServiceRefresher {
+    async fn shutdown(self) {
+        match self {
+            Self::Mock(refresher) => refresher.shutdown().await,
+            #[cfg(feature = "bigquery")]
+            Self::Live(refresher) => refresher.shutdown().await,
+        }
+    }
+}
+
 /// Builds the source of the configured mode and spawns its refresher (the
 /// refresher is generic over the source, so each arm spawns its own type).
 async fn spawn_refresher(
     config: &Config,
     snapshots: SnapshotCache,
-) -> Result<Refresher, StartupError> {
+) -> Result<ServiceRefresher, StartupError> {
     let builder = Refresher::builder().config(&config.refresh);
     match (config.mode, &config.bigquery) {
-        (Mode::Mock, _) => Ok(builder.spawn(
+        (Mode::Mock, _) => Ok(ServiceRefresher::Mock(builder.spawn(
             MockSource::new(config.mock_seed).fail_every(config.mock_fail_every),
             snapshots,
-        )?),
+        )?)),
         (Mode::Live, Some(bigquery)) => spawn_live(builder, bigquery, snapshots).await,
         (Mode::Live, None) => Err(StartupError::Config(ConfigError::new(
             vars::BQ_DATASET,
@@ -222,7 +240,7 @@ async fn spawn_live(
     builder: RefresherBuilder,
     bigquery: &BigQueryConfig,
     snapshots: SnapshotCache,
-) -> Result<Refresher, StartupError> {
+) -> Result<ServiceRefresher, StartupError> {
     let source = crate::source::BigQuerySource::from_config(bigquery).await?;
     tracing::info!(
         endpoint = source.endpoint(),
@@ -236,7 +254,7 @@ async fn spawn_live(
             tracing::info!(section, file = origin, "query replaced from BQ_QUERY_DIR");
         }
     }
-    Ok(builder.spawn(source, snapshots)?)
+    Ok(ServiceRefresher::Live(builder.spawn(source, snapshots)?))
 }
 
 #[cfg(not(feature = "bigquery"))]
@@ -244,7 +262,7 @@ async fn spawn_live(
     _builder: RefresherBuilder,
     _bigquery: &BigQueryConfig,
     _snapshots: SnapshotCache,
-) -> Result<Refresher, StartupError> {
+) -> Result<ServiceRefresher, StartupError> {
     Err(StartupError::LiveModeUnavailable)
 }
 

@@ -24,7 +24,8 @@ use serde_json::json;
 use super::accept_encoding;
 use super::{ApiError, AppState};
 use crate::body::Coding;
-use crate::snapshot::{Section, Sections};
+use crate::reference::Sections;
+use crate::section::Section;
 
 static JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json");
 static VARY_ACCEPT_ENCODING: HeaderValue = HeaderValue::from_static("accept-encoding");

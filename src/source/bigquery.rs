@@ -1,12 +1,16 @@
-//! Live mode: [`BigQuerySource`] runs the three section queries against
+//! Live mode: [`BigQuerySource`] runs one query per section against
 //! BigQuery (or an emulator) and builds the snapshot data from their rows.
 //!
-//! One [`SnapshotSource::fetch`] sends exactly three queries, at the same
-//! time (`dashboard`, `historical`, `products`), and returns data only when
-//! all three succeeded and decoded, so a refresh swaps in all sections or
-//! none. Each query carries the cost cap and labels; bytes processed, pages
-//! and duration are recorded per section in [`BigQueryStats`], readable
-//! through [`BigQuerySource::stats`] while the refresher owns a clone.
+//! What the queries are and how their rows become data is a [`QuerySet`]:
+//! [`ReferenceQueries`] (the default: `dashboard`, `historical`,
+//! `products`) or a user's own, given to [`BigQuerySource::with_queries`].
+//! One [`SnapshotSource::fetch`] sends every query at the same time and
+//! returns data only when all succeeded and decoded, so a refresh swaps in
+//! all sections or none. Each query carries the cost cap and labels; bytes
+//! processed, pages and duration are recorded per section
+//! ([`BigQuerySource::section_stats`], or [`BigQueryStats`] for the
+//! reference set), readable through a clone of the source or
+//! [`crate::Refresher::source`].
 //!
 //! Built with the `bigquery` cargo feature (on by default).
 
@@ -14,6 +18,8 @@ mod auth;
 mod cancel;
 mod cells;
 mod jobs;
+mod query_set;
+mod reference;
 mod sections;
 mod sql;
 
@@ -21,22 +27,20 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::future::try_join_all;
 use gcp_bigquery_client::model::query_parameter::QueryParameter;
 use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
 use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
+pub use self::cells::{ResultTable, Row};
 use self::jobs::JobRunner;
-use self::sql::{Queries, Query};
-use super::{BigQueryConfig, BigQuerySetupError, SnapshotSource, SourceError};
-use crate::data::SnapshotData;
+pub use self::query_set::{QueryParam, QueryResults, QuerySet, SectionQuery};
+pub use self::reference::ReferenceQueries;
+use self::sql::Query;
+use super::{BigQueryConfig, BigQuerySetupError, DataOf, SnapshotSource, SourceError};
 use crate::metrics::QueryMetrics;
-
-/// Days of the historical daily series.
-const HISTORY_DAYS: u16 = 365;
-/// Calendar months of the historical monthly series.
-const HISTORY_MONTHS: u16 = 24;
 
 /// What one section's queries cost and returned, for logs and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,7 +62,8 @@ pub struct SectionStats {
     pub last_pages: u32,
 }
 
-/// Per-section query statistics of a [`BigQuerySource`].
+/// Per-section query statistics of a [`BigQuerySource`] of the reference
+/// set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BigQueryStats {
     /// The dashboard query.
@@ -74,39 +79,37 @@ impl BigQueryStats {
     pub fn queries(&self) -> u64 {
         self.dashboard.queries + self.historical.queries + self.products.queries
     }
+}
 
-    fn section_mut(&mut self, section: &str) -> &mut SectionStats {
-        match section {
-            "dashboard" => &mut self.dashboard,
-            "historical" => &mut self.historical,
-            _ => &mut self.products,
+/// The live-mode source of query set `Q`. Cloning is cheap and clones share
+/// the client and the statistics, so a caller can keep one to read
+/// [`Self::section_stats`] while the refresher owns another.
+pub struct BigQuerySource<Q = ReferenceQueries> {
+    inner: Arc<Inner<Q>>,
+}
+
+impl<Q> Clone for BigQuerySource<Q> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
         }
     }
 }
 
-/// The live-mode source. Cloning is cheap and clones share the client and
-/// the statistics, so a caller can keep one to read [`Self::stats`] while
-/// the refresher owns another.
-#[derive(Clone)]
-pub struct BigQuerySource {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
+struct Inner<Q> {
     runner: JobRunner,
-    queries: Queries,
-    currency: String,
-    top_products: u32,
-    product_limit: u32,
+    set: Q,
+    /// The queries of `set`, in its order; `metrics` and `stats` follow it.
+    queries: Vec<Query>,
     /// A fixed "now" for reproducible tests; the real clock when `None`.
     pinned_now: Option<OffsetDateTime>,
     /// A std mutex: held only to copy or update the counters, never across
     /// an `.await`.
-    stats: Mutex<BigQueryStats>,
-    metrics: SectionMetrics,
+    stats: Mutex<Vec<SectionStats>>,
+    metrics: Vec<QueryMetrics>,
 }
 
-impl fmt::Debug for BigQuerySource {
+impl<Q> fmt::Debug for BigQuerySource<Q> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The client holds the credentials: show only where queries go.
         f.debug_struct("BigQuerySource")
@@ -116,64 +119,41 @@ impl fmt::Debug for BigQuerySource {
     }
 }
 
-/// Builds a [`BigQuerySource`] from a [`BigQueryConfig`] and a few knobs
-/// tests and special deployments need.
+/// Builds a [`BigQuerySource`] from a [`BigQueryConfig`], a query set and
+/// a few knobs tests and special deployments need.
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct BigQuerySourceBuilder {
+pub struct BigQuerySourceBuilder<Q = ReferenceQueries> {
     config: BigQueryConfig,
+    set: Q,
     page_size: Option<u32>,
-    top_products: u32,
-    product_limit: u32,
     now: Option<OffsetDateTime>,
-    /// Registered when the builder is made (under whatever recorder is
-    /// current then), so queries record without a registry lookup.
-    metrics: SectionMetrics,
+    /// The reference sections' metrics, registered when the builder is made
+    /// (under whatever recorder is current then), so queries record without
+    /// a registry lookup. `None`: registered by [`Self::build`] from the
+    /// query names.
+    metrics: Option<Vec<QueryMetrics>>,
 }
 
-/// Metric handles of the three sections.
-#[derive(Debug, Clone)]
-struct SectionMetrics {
-    dashboard: QueryMetrics,
-    historical: QueryMetrics,
-    products: QueryMetrics,
-}
-
-impl SectionMetrics {
-    fn register() -> Self {
-        Self {
-            dashboard: QueryMetrics::register("dashboard"),
-            historical: QueryMetrics::register("historical"),
-            products: QueryMetrics::register("products"),
-        }
-    }
-
-    fn section(&self, section: &str) -> &QueryMetrics {
-        match section {
-            "dashboard" => &self.dashboard,
-            "historical" => &self.historical,
-            _ => &self.products,
-        }
-    }
-}
-
-impl BigQuerySourceBuilder {
-    /// Rows per result page (`maxResults`); by default the server's choice
-    /// (up to about 10 MB a page).
-    pub fn page_size(mut self, rows: u32) -> Self {
-        self.page_size = Some(rows);
-        self
-    }
-
+impl BigQuerySourceBuilder<ReferenceQueries> {
     /// Best sellers on the dashboard (default 130).
     pub fn top_products(mut self, count: u32) -> Self {
-        self.top_products = count;
+        self.set.top_products = count;
         self
     }
 
     /// Upper bound on the catalog size (default 100,000).
     pub fn product_limit(mut self, count: u32) -> Self {
-        self.product_limit = count;
+        self.set.product_limit = count;
+        self
+    }
+}
+
+impl<Q: QuerySet> BigQuerySourceBuilder<Q> {
+    /// Rows per result page (`maxResults`); by default the server's choice
+    /// (up to about 10 MB a page).
+    pub fn page_size(mut self, rows: u32) -> Self {
+        self.page_size = Some(rows);
         self
     }
 
@@ -183,30 +163,33 @@ impl BigQuerySourceBuilder {
         self
     }
 
-    /// Loads the query files and builds the client. Sends nothing.
+    /// Loads the queries and builds the client. Sends nothing.
     ///
     /// # Errors
-    /// A missing, unreadable or malformed key file, an unusable query file,
-    /// a zero page size or limit, or a client that cannot be built.
-    pub async fn build(self) -> Result<BigQuerySource, BigQuerySetupError> {
-        for (name, value) in [
-            ("page_size", self.page_size.unwrap_or(1)),
-            ("top_products", self.top_products),
-            ("product_limit", self.product_limit),
-        ] {
-            if value == 0 {
-                return Err(BigQuerySetupError::Client(format!(
-                    "{name} must be at least 1"
-                )));
-            }
+    /// A missing, unreadable or malformed key file, an unusable query
+    /// ([`QuerySet::queries`]), no queries or two of the same section, a
+    /// zero page size, or a client that cannot be built.
+    pub async fn build(self) -> Result<BigQuerySource<Q>, BigQuerySetupError> {
+        if self.page_size == Some(0) {
+            return Err(BigQuerySetupError::Client(
+                "page_size must be at least 1".to_owned(),
+            ));
         }
-        let queries = Queries::load(&self.config)?;
+        let queries = self.set.queries()?;
+        check_sections(&queries)?;
+        let metrics = match self.metrics {
+            Some(metrics) if metrics.len() == queries.len() => metrics,
+            _ => queries
+                .iter()
+                .map(|q| QueryMetrics::register(q.section))
+                .collect(),
+        };
         let bound = self.config.http_timeout;
         let (client, endpoint) =
             tokio::time::timeout(bound, auth::client(&self.config.credentials))
                 .await
                 .map_err(|_| BigQuerySetupError::Timeout(bound))??;
-        for query in queries.all() {
+        for query in &queries {
             tracing::debug!(section = query.section, origin = %query.origin, "bigquery query loaded");
         }
         Ok(BigQuerySource {
@@ -219,32 +202,50 @@ impl BigQuerySourceBuilder {
                     endpoint,
                     http_timeout: bound,
                 },
+                set: self.set,
+                stats: Mutex::new(vec![SectionStats::default(); queries.len()]),
                 queries,
-                currency: self.config.currency,
-                top_products: self.top_products,
-                product_limit: self.product_limit,
                 pinned_now: self.now,
-                stats: Mutex::new(BigQueryStats::default()),
-                metrics: self.metrics,
+                metrics,
             }),
         })
     }
 }
 
-impl BigQuerySource {
-    /// A builder for `config`.
-    pub fn builder(config: BigQueryConfig) -> BigQuerySourceBuilder {
+/// At least one query, and no section named twice.
+fn check_sections(queries: &[Query]) -> Result<(), BigQuerySetupError> {
+    if queries.is_empty() {
+        return Err(BigQuerySetupError::Client(
+            "the query set has no queries".to_owned(),
+        ));
+    }
+    for (i, query) in queries.iter().enumerate() {
+        if queries[..i].iter().any(|q| q.section == query.section) {
+            return Err(BigQuerySetupError::Client(format!(
+                "two queries of section {:?}",
+                query.section
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl BigQuerySource<ReferenceQueries> {
+    /// A builder of the reference source for `config`.
+    pub fn builder(config: BigQueryConfig) -> BigQuerySourceBuilder<ReferenceQueries> {
+        let metrics = ["dashboard", "historical", "products"]
+            .map(QueryMetrics::register)
+            .into();
         BigQuerySourceBuilder {
+            set: ReferenceQueries::new(&config),
             config,
             page_size: None,
-            top_products: 130,
-            product_limit: 100_000,
             now: None,
-            metrics: SectionMetrics::register(),
+            metrics: Some(metrics),
         }
     }
 
-    /// The source for `config` with default knobs.
+    /// The reference source for `config` with default knobs.
     ///
     /// # Errors
     /// As [`BigQuerySourceBuilder::build`].
@@ -252,79 +253,109 @@ impl BigQuerySource {
         Self::builder(config.clone()).build().await
     }
 
+    /// Where each section's query came from: `built-in` or a file path.
+    pub fn query_origins(&self) -> [(&'static str, &str); 3] {
+        let q = &self.inner.queries;
+        [0, 1, 2].map(|i| (q[i].section, q[i].origin.as_str()))
+    }
+
+    /// A copy of the query statistics so far.
+    pub fn stats(&self) -> BigQueryStats {
+        let stats = self.section_stats();
+        let of = |i: usize| stats.get(i).map(|s| s.1).unwrap_or_default();
+        BigQueryStats {
+            dashboard: of(0),
+            historical: of(1),
+            products: of(2),
+        }
+    }
+}
+
+impl<Q: QuerySet> BigQuerySource<Q> {
+    /// A builder of a source that runs `set`'s queries, with the
+    /// connection, cost cap and HTTP bound of `config` (its table and
+    /// query-directory settings belong to the reference queries and are not
+    /// used). Each section's metrics are registered by
+    /// [`BigQuerySourceBuilder::build`].
+    pub fn with_queries(config: BigQueryConfig, set: Q) -> BigQuerySourceBuilder<Q> {
+        BigQuerySourceBuilder {
+            config,
+            set,
+            page_size: None,
+            now: None,
+            metrics: None,
+        }
+    }
+
     /// Where queries go, e.g. `the emulator at 127.0.0.1:9050` (no secrets).
     pub fn endpoint(&self) -> &str {
         &self.inner.runner.endpoint
     }
 
-    /// Where each section's query came from: `built-in` or a file path.
-    pub fn query_origins(&self) -> [(&'static str, &str); 3] {
-        self.inner
-            .queries
-            .all()
-            .map(|q| (q.section, q.origin.as_str()))
+    /// The query set.
+    pub fn query_set(&self) -> &Q {
+        &self.inner.set
     }
 
-    /// A copy of the query statistics so far.
-    pub fn stats(&self) -> BigQueryStats {
-        *self
+    /// A copy of each section's query statistics so far, in query order.
+    pub fn section_stats(&self) -> Vec<(&'static str, SectionStats)> {
+        let stats = self
             .inner
             .stats
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner);
+        self.inner
+            .queries
+            .iter()
+            .zip(stats.iter())
+            .map(|(q, s)| (q.section, *s))
+            .collect()
     }
 
-    fn update_stats(&self, section: &str, update: impl FnOnce(&mut SectionStats)) {
+    fn update_stats(&self, index: usize, update: impl FnOnce(&mut SectionStats)) {
         let mut stats = self
             .inner
             .stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        update(stats.section_mut(section));
+        if let Some(stats) = stats.get_mut(index) {
+            update(stats);
+        }
     }
 
-    /// The parameters `query` mentions, from the ones every query may use.
-    fn parameters(&self, query: &Query, today: Date) -> Vec<QueryParameter> {
-        let offered = [
-            ("today", "DATE", today.to_string()),
-            ("top_products", "INT64", self.inner.top_products.to_string()),
-            (
-                "product_limit",
-                "INT64",
-                self.inner.product_limit.to_string(),
-            ),
-            ("days", "INT64", HISTORY_DAYS.to_string()),
-            ("months", "INT64", HISTORY_MONTHS.to_string()),
-        ];
+    /// The parameters `query` mentions, from the ones of this refresh.
+    fn parameters(query: &Query, offered: &[QueryParam]) -> Vec<QueryParameter> {
         offered
-            .into_iter()
-            .filter(|(name, _, _)| query.uses_parameter(name))
-            .map(|(name, kind, value)| QueryParameter {
-                name: Some(name.to_owned()),
+            .iter()
+            .filter(|p| query.uses_parameter(&p.name))
+            .map(|p| QueryParameter {
+                name: Some(p.name.clone()),
                 parameter_type: Some(QueryParameterType {
-                    r#type: kind.to_owned(),
+                    r#type: p.kind.to_owned(),
                     ..Default::default()
                 }),
                 parameter_value: Some(QueryParameterValue {
-                    value: Some(value),
+                    value: Some(p.value.clone()),
                     ..Default::default()
                 }),
             })
             .collect()
     }
 
-    /// Runs one section's query and records what it cost.
-    async fn run(&self, query: &Query, today: Date) -> Result<cells::ResultTable, SourceError> {
+    /// Runs query number `index` and records what it cost.
+    async fn run(&self, index: usize, offered: &[QueryParam]) -> Result<ResultTable, SourceError> {
+        let query = &self.inner.queries[index];
+        let metrics = &self.inner.metrics[index];
         let section = query.section;
-        self.update_stats(section, |s| s.queries += 1);
+        self.update_stats(index, |s| s.queries += 1);
         let started = Instant::now();
         match self
             .inner
             .runner
             .run(
                 query,
-                self.parameters(query, today),
-                self.inner.metrics.section(section).cancelled.clone(),
+                Self::parameters(query, offered),
+                metrics.cancelled.clone(),
             )
             .await
         {
@@ -338,13 +369,12 @@ impl BigQuerySource {
                     pages = finished.pages,
                     "bigquery query finished"
                 );
-                let metrics = self.inner.metrics.section(section);
                 metrics.ok.increment(1);
                 metrics
                     .bytes_processed
                     .increment(finished.bytes_processed.unwrap_or(0));
                 metrics.duration.record(elapsed);
-                self.update_stats(section, |s| {
+                self.update_stats(index, |s| {
                     s.last_bytes_processed = finished.bytes_processed;
                     s.total_bytes_processed += finished.bytes_processed.unwrap_or(0);
                     s.last_duration = Some(elapsed);
@@ -354,39 +384,28 @@ impl BigQuerySource {
                 Ok(finished.table)
             }
             Err(error) => {
-                self.inner.metrics.section(section).error.increment(1);
-                self.update_stats(section, |s| s.failures += 1);
+                metrics.error.increment(1);
+                self.update_stats(index, |s| s.failures += 1);
                 Err(error)
             }
         }
     }
 }
 
-impl SnapshotSource for BigQuerySource {
-    async fn fetch(&self) -> Result<SnapshotData, SourceError> {
+impl<Q: QuerySet> SnapshotSource for BigQuerySource<Q> {
+    type Set = Q::Set;
+
+    async fn fetch(&self) -> Result<DataOf<Q::Set>, SourceError> {
         let now = self
             .inner
             .pinned_now
-            .unwrap_or_else(OffsetDateTime::now_utc);
-        let today = now.to_offset(time::UtcOffset::UTC).date();
-        let queries = &self.inner.queries;
-        // Concurrently; the first failure drops (cancels) the other two.
-        let (dashboard, historical, products) = tokio::try_join!(
-            self.run(&queries.dashboard, today),
-            self.run(&queries.historical, today),
-            self.run(&queries.products, today),
-        )?;
-        let products = sections::products(&products, &self.inner.currency)?;
-        if products.count == self.inner.product_limit as usize {
-            tracing::warn!(
-                limit = self.inner.product_limit,
-                "the catalog reached the product limit and may be cut short"
-            );
-        }
-        Ok(SnapshotData {
-            dashboard: sections::dashboard(&dashboard, today, &self.inner.currency)?,
-            historical: sections::historical(&historical, today, HISTORY_DAYS, HISTORY_MONTHS)?,
-            products,
-        })
+            .unwrap_or_else(OffsetDateTime::now_utc)
+            .to_offset(time::UtcOffset::UTC);
+        let offered = self.inner.set.parameters(now);
+        // Concurrently; the first failure drops (cancels) the others.
+        let tables =
+            try_join_all((0..self.inner.queries.len()).map(|index| self.run(index, &offered)))
+                .await?;
+        self.inner.set.decode(&QueryResults { tables }, now)
     }
 }

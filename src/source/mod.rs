@@ -1,4 +1,5 @@
-//! Where snapshot data comes from: the [`SnapshotSource`] trait and its error.
+//! Where snapshot data comes from: the [`SnapshotSource`] trait (generic
+//! over the section set it fills) and its error.
 //!
 //! The refresher calls [`SnapshotSource::fetch`] on its timer; nothing on the
 //! request path does. [`MockSource`] generates data for local development;
@@ -14,23 +15,33 @@ use std::future::Future;
 use std::time::Duration;
 
 #[cfg(feature = "bigquery")]
-pub use bigquery::{BigQuerySource, BigQuerySourceBuilder, BigQueryStats, SectionStats};
+pub use bigquery::{
+    BigQuerySource, BigQuerySourceBuilder, BigQueryStats, QueryParam, QueryResults, QuerySet,
+    ReferenceQueries, ResultTable, Row, SectionQuery, SectionStats,
+};
 pub use bigquery_config::{
     BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_HTTP_TIMEOUT,
     DEFAULT_MAXIMUM_BYTES_BILLED,
 };
 pub use mock::MockSource;
 
-use crate::data::SnapshotData;
+use crate::section::SectionSet;
 
-/// A producer of complete snapshot data. One call fetches all three
-/// sections, so a refresh swaps in all of them or none.
+/// The data a source of section set `T` fetches.
+pub type DataOf<T> = <T as SectionSet>::Data;
+
+/// A producer of complete snapshot data. One call fetches every section of
+/// its [`SnapshotSource::Set`], so a refresh swaps in all of them or none.
 pub trait SnapshotSource: Send + Sync + 'static {
+    /// The section set this source fills ([`crate::ReferenceSections`] for
+    /// the reference service; a user's own [`SectionSet`] otherwise).
+    type Set: SectionSet;
+
     /// Fetches all sections. Called only by the refresher, one call at a time,
     /// under the refresh timeout (the future is dropped when it fires: work
     /// started elsewhere must not outlive it, as `BigQuerySource` cancels
     /// its running jobs).
-    fn fetch(&self) -> impl Future<Output = Result<SnapshotData, SourceError>> + Send;
+    fn fetch(&self) -> impl Future<Output = Result<DataOf<Self::Set>, SourceError>> + Send;
 }
 
 /// Why a fetch failed. Messages never contain credentials.
@@ -43,7 +54,7 @@ pub enum SourceError {
     /// answer within its time bound (`BQ_HTTP_TIMEOUT_MS`).
     #[error("{section} query: {call} did not answer within {} ms (BQ_HTTP_TIMEOUT_MS)", .after.as_millis())]
     Timeout {
-        /// `dashboard`, `historical` or `products`.
+        /// The section, e.g. `dashboard`, `historical` or `products`.
         section: &'static str,
         /// The REST call, e.g. `jobs.query` or `getQueryResults`.
         call: &'static str,
@@ -54,7 +65,7 @@ pub enum SourceError {
     /// missing table or column, the cost cap).
     #[error("{section} query failed: {message}")]
     Query {
-        /// `dashboard`, `historical` or `products`.
+        /// The section, e.g. `dashboard`, `historical` or `products`.
         section: &'static str,
         /// What the backend said.
         message: String,
@@ -62,7 +73,7 @@ pub enum SourceError {
     /// A row did not have the expected shape.
     #[error("{section}: row {row}: column `{column}`: {problem}")]
     BadRow {
-        /// `dashboard`, `historical` or `products`.
+        /// The section, e.g. `dashboard`, `historical` or `products`.
         section: &'static str,
         /// Zero-based row index in the result.
         row: usize,
@@ -75,7 +86,7 @@ pub enum SourceError {
     /// or rows were lost between pages).
     #[error("{section}: {problem}")]
     BadResult {
-        /// `dashboard`, `historical` or `products`.
+        /// The section, e.g. `dashboard`, `historical` or `products`.
         section: &'static str,
         /// What is wrong.
         problem: String,

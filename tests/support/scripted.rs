@@ -10,7 +10,8 @@ use std::time::Duration;
 use time::macros::datetime;
 use tokio::time::{Instant, sleep};
 use warmcache::{
-    MockSource, Mode, Refresher, SnapshotCache, SnapshotData, SnapshotSource, SourceError,
+    MockSource, Mode, ReferenceSections, Refresher, SnapshotCache, SnapshotData, SnapshotSource,
+    SourceError,
 };
 
 /// What the next fetch does.
@@ -90,6 +91,8 @@ impl Drop for InFlight<'_> {
 }
 
 impl SnapshotSource for Scripted {
+    type Set = ReferenceSections;
+
     async fn fetch(&self) -> Result<SnapshotData, SourceError> {
         self.inner
             .fetch_times
@@ -119,7 +122,11 @@ impl SnapshotSource for Scripted {
 }
 
 /// A refresher on `source` (timeout 5 s) and the cache it fills.
-pub fn start(source: &Scripted, ttl_secs: u64, jitter: f64) -> (Refresher, SnapshotCache) {
+pub fn start(
+    source: &Scripted,
+    ttl_secs: u64,
+    jitter: f64,
+) -> (Refresher<Scripted>, SnapshotCache) {
     let cache = SnapshotCache::new(Mode::Mock);
     let refresher = Refresher::builder()
         .ttl(Duration::from_secs(ttl_secs))

@@ -466,7 +466,10 @@ pub async fn source(config: BigQueryConfig) -> BigQuerySource {
 
 /// A refresher that fetches only when asked (after its first fetch): long
 /// TTL, long backoff, no jitter.
-pub fn refresher(source: BigQuerySource, timeout: Duration) -> (Refresher, SnapshotCache) {
+pub fn refresher(
+    source: BigQuerySource,
+    timeout: Duration,
+) -> (Refresher<BigQuerySource>, SnapshotCache) {
     let cache = SnapshotCache::new(Mode::Live);
     let refresher = Refresher::builder()
         .ttl(Duration::from_secs(3_600))
@@ -482,7 +485,7 @@ pub fn refresher(source: BigQuerySource, timeout: Duration) -> (Refresher, Snaps
 pub async fn loaded(
     config: BigQueryConfig,
     timeout: Duration,
-) -> (Refresher, SnapshotCache, Arc<Sections>) {
+) -> (Refresher<BigQuerySource>, SnapshotCache, Arc<Sections>) {
     let (refresher, cache) = refresher(source(config).await, timeout);
     refresh(&refresher)
         .await
@@ -491,7 +494,7 @@ pub async fn loaded(
     (refresher, cache, good)
 }
 
-pub async fn refresh(refresher: &Refresher) -> Result<(), Arc<RefreshError>> {
+pub async fn refresh(refresher: &Refresher<BigQuerySource>) -> Result<(), Arc<RefreshError>> {
     timeout(BOUND, refresher.refresh_now())
         .await
         .expect("a refresh ends within the bound")

@@ -24,7 +24,7 @@ pub(crate) struct Column {
 
 /// The whole result of one section's query, every page read.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ResultTable {
+pub struct ResultTable {
     /// `dashboard`, `historical` or `products`.
     pub(crate) section: &'static str,
     pub(crate) columns: Vec<Column>,
@@ -33,8 +33,28 @@ pub(crate) struct ResultTable {
 }
 
 impl ResultTable {
+    /// The section whose query this is the result of.
+    pub fn section(&self) -> &'static str {
+        self.section
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the result has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The column names, in order.
+    pub fn column_names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|c| c.name.as_str())
+    }
+
     /// The rows, each able to name itself in an error.
-    pub(crate) fn rows(&self) -> impl Iterator<Item = Row<'_>> {
+    pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
         self.rows.iter().enumerate().map(|(index, cells)| Row {
             table: self,
             index,
@@ -42,8 +62,8 @@ impl ResultTable {
         })
     }
 
-    /// A result-level error of this section.
-    pub(crate) fn error(&self, problem: impl Into<String>) -> SourceError {
+    /// A result-level error of this section ([`SourceError::BadResult`]).
+    pub fn error(&self, problem: impl Into<String>) -> SourceError {
         SourceError::BadResult {
             section: self.section,
             problem: problem.into(),
@@ -53,15 +73,20 @@ impl ResultTable {
 
 /// One row of a [`ResultTable`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Row<'a> {
+pub struct Row<'a> {
     table: &'a ResultTable,
     index: usize,
     cells: &'a [Value],
 }
 
 impl<'a> Row<'a> {
+    /// Zero-based index of this row in the result.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     /// A [`SourceError::BadRow`] for `column` of this row.
-    pub(crate) fn error(&self, column: &str, problem: impl Into<String>) -> SourceError {
+    pub fn error(&self, column: &str, problem: impl Into<String>) -> SourceError {
         SourceError::BadRow {
             section: self.table.section,
             row: self.index,
@@ -107,35 +132,35 @@ impl<'a> Row<'a> {
     }
 
     /// A STRING; NULL is an error.
-    pub(crate) fn string(&self, column: &str) -> Result<String, SourceError> {
+    pub fn string(&self, column: &str) -> Result<String, SourceError> {
         self.required(column).map(|(text, _)| text.to_owned())
     }
 
     /// A STRING or NULL.
-    pub(crate) fn opt_string(&self, column: &str) -> Result<Option<String>, SourceError> {
+    pub fn opt_string(&self, column: &str) -> Result<Option<String>, SourceError> {
         Ok(self.cell(column)?.map(|(text, _)| text.to_owned()))
     }
 
     /// A non-negative INT64; NULL is an error.
-    pub(crate) fn count(&self, column: &str) -> Result<u64, SourceError> {
+    pub fn count(&self, column: &str) -> Result<u64, SourceError> {
         let (text, kind) = self.required(column)?;
         parse_count(text).map_err(|why| self.error(column, typed(why, text, kind)))
     }
 
     /// A finite NUMERIC, BIGNUMERIC or FLOAT64; NULL is an error.
-    pub(crate) fn number(&self, column: &str) -> Result<f64, SourceError> {
+    pub fn number(&self, column: &str) -> Result<f64, SourceError> {
         let (text, kind) = self.required(column)?;
         parse_number(text).map_err(|why| self.error(column, typed(why, text, kind)))
     }
 
     /// A DATE; NULL is an error.
-    pub(crate) fn date(&self, column: &str) -> Result<Date, SourceError> {
+    pub fn date(&self, column: &str) -> Result<Date, SourceError> {
         let (text, kind) = self.required(column)?;
         parse_date(text).map_err(|why| self.error(column, typed(why, text, kind)))
     }
 
     /// A TIMESTAMP; NULL is an error.
-    pub(crate) fn timestamp(&self, column: &str) -> Result<OffsetDateTime, SourceError> {
+    pub fn timestamp(&self, column: &str) -> Result<OffsetDateTime, SourceError> {
         let (text, kind) = self.required(column)?;
         parse_timestamp(text).map_err(|why| self.error(column, typed(why, text, kind)))
     }

@@ -9,35 +9,15 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use super::query_set::SectionQuery;
 use crate::source::{BigQueryConfig, BigQuerySetupError};
 
 const DASHBOARD_SQL: &str = include_str!("../../../queries/dashboard.sql");
 const HISTORICAL_SQL: &str = include_str!("../../../queries/historical.sql");
 const PRODUCTS_SQL: &str = include_str!("../../../queries/products.sql");
 
-/// One section's query, ready to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Query {
-    /// `dashboard`, `historical` or `products`.
-    pub(crate) section: &'static str,
-    /// Standard SQL with the tables filled in.
-    pub(crate) sql: String,
-    /// Where it came from: `built-in` or the file's path.
-    pub(crate) origin: String,
-}
-
-impl Query {
-    /// Whether the text mentions the named parameter `@name`.
-    pub(crate) fn uses_parameter(&self, name: &str) -> bool {
-        let needle = format!("@{name}");
-        self.sql.match_indices(&needle).any(|(at, _)| {
-            self.sql[at + needle.len()..]
-                .chars()
-                .next()
-                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
-        })
-    }
-}
+/// One section's query, ready to send (the public [`SectionQuery`]).
+pub(crate) type Query = SectionQuery;
 
 /// The three queries of a refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +54,11 @@ impl Queries {
     /// The three queries, in section order.
     pub(crate) fn all(&self) -> [&Query; 3] {
         [&self.dashboard, &self.historical, &self.products]
+    }
+
+    /// The three queries, owned, in section order.
+    pub(crate) fn into_vec(self) -> Vec<Query> {
+        vec![self.dashboard, self.historical, self.products]
     }
 }
 
