@@ -48,6 +48,8 @@ mod schedule;
 pub mod service;
 mod snapshot;
 mod source;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod tier;
 
 pub use body::{Coding, EncodedBody, OFF_THREAD_BYTES, Variant};
