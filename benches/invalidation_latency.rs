@@ -1,7 +1,8 @@
 //! How long a foreign `DEL` takes to end the L1 copy on another instance.
 //!
 //! A measurement program (`cargo bench --bench invalidation_latency`): it
-//! starts its own redis-server on a free loopback port, one warmcache
+//! starts its own redis-server on a free loopback port
+//! (`warmcache::testing::RedisServer`), one warmcache
 //! instance with its invalidation listener, and a plain client standing in
 //! for a Node service. For each of 10,000 changes it warms the key into the
 //! instance's L1, sends `DEL` from the plain client, and times from sending
@@ -16,61 +17,16 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use warmcache::records::{AGE_VERIFICATION, AgeVerification, OtherFields, RecordTime, TimeFormat};
+use warmcache::testing::RedisServer;
 use warmcache::{InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, TieredCache};
 
 const CHANGES: usize = 10_000;
 /// Erasures timed per variant.
 const ERASURES: usize = 2_000;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis(extra: &[&str]) -> (Server, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--repl-diskless-sync-delay",
-            "0",
-        ])
-        .args(extra)
-        // A replica writes the primary's RDB to its directory: not the repo.
-        .arg("--dir")
-        .arg(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (Server(child), port)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -114,7 +70,9 @@ fn main() {
 }
 
 async fn measure() {
-    let (_server, port) = start_redis(&[]);
+    // A replica joins later: the primary sends it the data at once.
+    let server = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+    let port = server.port();
     let redis = RedisHandle::connect_lazy(&RedisConfig::local(port)).expect("settings");
     let ages: TieredCache<AgeVerification> = TieredCache::builder(AGE_VERIFICATION)
         .redis(redis.clone())
@@ -188,7 +146,7 @@ async fn measure() {
         .await,
     );
     let port_text = port.to_string();
-    let (_replica, _) = start_redis(&["--replicaof", "127.0.0.1", &port_text]);
+    let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port_text]);
     let synced = Instant::now();
     loop {
         let info: String = redis::cmd("INFO")

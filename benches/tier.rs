@@ -41,12 +41,10 @@
 //! sample wraps the whole timing loop (what criterion's `to_async(..).iter`
 //! does), so the runtime costs nothing per iteration and the same on every
 //! side. The bench starts its own `redis-server` on a free loopback port
+//! (`warmcache::testing::RedisServer`)
 //! (never 6379) and kills it at the end. Run with `cargo bench --bench tier`.
 
 use std::hint::black_box;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +54,7 @@ use redis::AsyncCommands;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 use warmcache::records::{AGE_VERIFICATION, AgeVerification, OtherFields, RecordTime, TimeFormat};
+use warmcache::testing::RedisServer;
 use warmcache::{
     CacheId, InvalidationMode, InvalidationOptions, RedisConfig, RedisHandle, Tier, TieredCache,
 };
@@ -166,65 +165,6 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// A `redis-server` owned by the bench: free port, own directory, no
-/// persistence; killed and its directory removed on drop.
-struct BenchRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl BenchRedis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        assert_ne!(port, 6379, "never the shared Redis");
-        let dir = std::env::temp_dir().join(format!("warmcache-bench-tier-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the redis dir");
-        let log = dir.join("redis.log");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--logfile")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        let mut server = Self { port, dir, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("Ready to accept connections") {
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("redis-server exited with {status} at start:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start within 10 s:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for BenchRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A small record (about 130 bytes of JSON, an ISO time).
 fn verification(customer: &str) -> AgeVerification {
     AgeVerification {
@@ -300,7 +240,7 @@ async fn like_get_from_l2(
 }
 
 fn tier(c: &mut Criterion) {
-    let server = BenchRedis::start();
+    let server = RedisServer::start();
     let rt: Runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -328,7 +268,7 @@ fn tier(c: &mut Criterion) {
     // Setup: warmcache filled through `insert` (Redis and L1), a bare moka
     // and an L1-shaped moka with the same values.
     let (cache, redis, bare, like_l1, listener) = rt.block_on(async {
-        let mut config = RedisConfig::local(server.port);
+        let mut config = RedisConfig::local(server.port());
         // Generous, so a busy machine cannot turn a slow answer into an error
         // (the timeout's cost per call does not depend on its length).
         config.op_timeout = Duration::from_secs(2);

@@ -66,6 +66,8 @@ pub mod service;
 mod settings;
 mod snapshot;
 mod source;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod tier;
 
 pub use body::{Coding, EncodedBody, OFF_THREAD_BYTES, Variant};
@@ -77,11 +79,11 @@ pub use l2::{
 };
 pub use reference::{ReferenceSections, Sections};
 pub use refresher::{RefreshError, RefreshResult, Refresher, RefresherBuilder};
+pub use section::{Loaded, Section, SectionSet};
 #[cfg(feature = "service")]
 #[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub use service::{Config, LogFormat, SETTINGS, Setting};
 pub use settings::{ConfigError, RefreshConfig, vars};
-pub use section::{Loaded, Section, SectionSet};
 pub use snapshot::{LastError, Mode, Snapshot, SnapshotCache, Timestamp};
 pub use source::{
     BigQueryConfig, BigQuerySetupError, Credentials, DEFAULT_HTTP_TIMEOUT,

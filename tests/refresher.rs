@@ -221,7 +221,7 @@ async fn dropping_the_handle_stops_the_task() {
     sleep(Duration::from_secs(300)).await;
     assert_eq!(source.fetches(), 2, "no fetch after drop");
     // The task released the source: only the test's handle is left.
-    assert_eq!(Arc::strong_count(&source.inner), 1);
+    assert_eq!(source.clones(), 1);
 }
 
 #[tokio::test]
