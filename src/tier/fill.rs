@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use super::stats::L2Op;
 use super::stripes::Stripes;
 use super::{CacheError, CacheId, Cached, L1Entry, Tier, TieredCache};
+use crate::fnv::etag_of;
 use crate::redis::WriteBack;
 
 /// Fills that an invalidation overtook before a caller gives up on L1.
@@ -152,6 +153,7 @@ where
         let json = encode(&value).map_err(NoEntry::Failed)?;
         let entry = L1Entry {
             value: Arc::new(value),
+            etag: etag_of(&json),
             json,
             expires_at: self.l1_deadline(None),
             generation,
@@ -270,6 +272,7 @@ where
                 let expires_at = self.l1_deadline(ttl);
                 Ok(Some(L1Entry {
                     value: Arc::new(value),
+                    etag: etag_of(&json),
                     json,
                     expires_at,
                     generation,
