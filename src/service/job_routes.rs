@@ -22,11 +22,11 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::http_metrics::HttpMetricsLayer;
 use super::keyed_routes::{TIER_HEADER, body, json_response, keyed, path_id, same_id};
 use super::snapshot_routes::if_none_match;
 use super::{ApiError, AppState, KeyedCaches};
 use crate::bullmq::Rendered;
-use crate::fnv::etag_of;
 use crate::records::ReasoningJob;
 use crate::tier::{CacheId, Tier};
 
@@ -52,8 +52,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
 /// The longest long poll.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/jobs/{job_id}", get(get_job).put(put_job))
+pub(super) fn router(m: &HttpMetricsLayer) -> Router<AppState> {
+    Router::new().route(
+        "/jobs/{job_id}",
+        get(m.timed(get_job)).put(m.timed(put_job)),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,7 +130,7 @@ async fn current(keyed: &KeyedCaches, id: &CacheId) -> Result<Option<Answer>, Ap
         };
         counter.increment(1);
         return Ok(Some(Answer {
-            etag: etag_of(&cached.json),
+            etag: cached.etag,
             body: cached.json,
             tier,
             source: "reasoning_job",

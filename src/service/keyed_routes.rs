@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::http_metrics::HttpMetricsLayer;
 use super::profile::mock_profile;
 use super::{ApiError, AppState, KeyedCaches};
 use crate::records::{AgeVerification, CustomerProfile, Record, RecordTime, TimeFormat};
@@ -34,19 +35,20 @@ use crate::tier::{Cached, Tier, TieredCache};
 /// small, and a body over it is refused (400) before it is parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub(super) fn router() -> Router<AppState> {
+pub(super) fn router(m: &HttpMetricsLayer) -> Router<AppState> {
+    let limit = || DefaultBodyLimit::max(MAX_BODY_BYTES);
     Router::new()
         // The body limit wraps the PUTs alone: a GET, the hot path, runs
         // through no layer of its own.
         .route(
             "/age-verification/{customer_id}",
-            get(get_age)
-                .put(put_age.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
-                .delete(delete_age),
+            get(m.timed(get_age))
+                .put(m.timed(put_age.layer(limit())))
+                .delete(m.timed(delete_age)),
         )
         .route(
             "/customers/{customer_id}/profile",
-            get(get_profile).put(put_profile.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))),
+            get(m.timed(get_profile)).put(m.timed(put_profile.layer(limit()))),
         )
 }
 

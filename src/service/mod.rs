@@ -127,18 +127,19 @@ impl KeyedCaches {
 
 /// The router of the reference service.
 pub fn app(state: AppState) -> Router {
+    // Every handler, fallbacks included, counted and timed.
+    let m = http_metrics::HttpMetricsLayer::register();
     Router::new()
-        .route("/dashboard", get(snapshot_routes::dashboard))
-        .route("/historical", get(snapshot_routes::historical))
-        .route("/products", get(snapshot_routes::products))
-        .route("/snapshot", get(snapshot_routes::status))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .merge(keyed_routes::router())
-        .merge(job_routes::router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(http_metrics::HttpMetricsLayer::register())
+        .route("/dashboard", get(m.timed(snapshot_routes::dashboard)))
+        .route("/historical", get(m.timed(snapshot_routes::historical)))
+        .route("/products", get(m.timed(snapshot_routes::products)))
+        .route("/snapshot", get(m.timed(snapshot_routes::status)))
+        .route("/healthz", get(m.timed(health::healthz)))
+        .route("/readyz", get(m.timed(health::readyz)))
+        .merge(keyed_routes::router(&m))
+        .merge(job_routes::router(&m))
+        .fallback(m.timed(not_found))
+        .method_not_allowed_fallback(m.timed(method_not_allowed))
         .with_state(state)
 }
 

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use super::stats::L2Op;
 use super::stripes::Stripes;
 use super::{CacheError, CacheId, Cached, L1Entry, Tier, TieredCache};
+use crate::fnv::etag_of;
 use crate::l2::WriteBack;
 
 /// Fills that an invalidation overtook before a caller gives up on L1.
@@ -41,9 +42,10 @@ enum NoEntry<V> {
     Absent,
     Failed(CacheError),
     /// An invalidation of the id happened while the fill ran.
-    Overtaken(L1Entry<V>),
+    /// Boxed, as `Oversize`: an entry is large, and this error is returned often.
+    Overtaken(Box<L1Entry<V>>),
     /// Too big for L1: served to every caller of this fill, kept nowhere.
-    Oversize(L1Entry<V>),
+    Oversize(Box<L1Entry<V>>),
 }
 
 impl<V> TieredCache<V>
@@ -72,7 +74,7 @@ where
                 if self.fits_l1(id, &entry) {
                     Ok(entry)
                 } else {
-                    Err(NoEntry::Oversize(entry))
+                    Err(NoEntry::Oversize(Box::new(entry)))
                 }
             };
             let outcome = self.inner.l1.try_get_with(id.clone(), init).await;
@@ -105,7 +107,8 @@ where
         // Invalidations keep overtaking: answer without L1.
         let generation = self.inner.stripes.generation(id.as_str());
         match self.fill_once(id, loader.take(), generation).await {
-            Ok(entry) | Err(NoEntry::Overtaken(entry) | NoEntry::Oversize(entry)) => {
+            Ok(entry) => Ok(Some(entry.cached(entry.origin))),
+            Err(NoEntry::Overtaken(entry) | NoEntry::Oversize(entry)) => {
                 Ok(Some(entry.cached(entry.origin)))
             }
             Err(NoEntry::Absent) => Ok(None),
@@ -152,6 +155,7 @@ where
         let json = encode(&value).map_err(NoEntry::Failed)?;
         let entry = L1Entry {
             value: Arc::new(value),
+            etag: etag_of(&json),
             json,
             expires_at: self.l1_deadline(None),
             generation,
@@ -176,7 +180,7 @@ where
                 return self.unless_overtaken(id, entry);
             }
             // Erased while we loaded: the erasure wins, the value goes to the caller only.
-            Ok(WriteBack::Erased) => return Err(NoEntry::Overtaken(entry)),
+            Ok(WriteBack::Erased) => return Err(NoEntry::Overtaken(Box::new(entry))),
             // Another writer stored the key while we loaded: theirs is newer.
             Ok(WriteBack::Exists) => {
                 if let Ok(Some(theirs)) = self.read_l2(id, generation).await {
@@ -209,7 +213,7 @@ where
             .as_ref()
             .is_some_and(|hub| hub.is_listening());
         if read_failed && coherent {
-            Err(NoEntry::Overtaken(entry))
+            Err(NoEntry::Overtaken(Box::new(entry)))
         } else {
             self.unless_overtaken(id, entry)
         }
@@ -219,7 +223,7 @@ where
         if entry.generation == self.inner.stripes.generation(id.as_str()) {
             Ok(entry)
         } else {
-            Err(NoEntry::Overtaken(entry))
+            Err(NoEntry::Overtaken(Box::new(entry)))
         }
     }
 
@@ -270,6 +274,7 @@ where
                 let expires_at = self.l1_deadline(ttl);
                 Ok(Some(L1Entry {
                     value: Arc::new(value),
+                    etag: etag_of(&json),
                     json,
                     expires_at,
                     generation,

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -42,6 +43,7 @@ pub use error::{CacheError, LoaderError};
 pub use id::{CacheId, InvalidId, MAX_ID_LEN};
 pub use stats::CacheStats;
 
+use crate::fnv::etag_of;
 use crate::l2::Erasure;
 
 use crate::l2::hub::{Hub, InvalidationTarget};
@@ -68,6 +70,9 @@ pub struct Cached<V> {
     pub value: Arc<V>,
     /// The JSON text, exactly as stored in Redis. Cloning copies no data.
     pub json: Bytes,
+    /// The strong ETag of `json` (length and FNV-1a, as every instance
+    /// computes it), worked out once per fill rather than on every hit.
+    pub etag: HeaderValue,
     /// Which tier answered.
     pub tier: Tier,
 }
@@ -77,6 +82,8 @@ pub struct Cached<V> {
 struct L1Entry<V> {
     value: Arc<V>,
     json: Bytes,
+    /// [`Cached::etag`] of `json`.
+    etag: HeaderValue,
     /// On tokio's clock; never later than the Redis key's expiry.
     expires_at: Instant,
     /// The id's invalidation generation when the fill began.
@@ -94,6 +101,7 @@ impl<V> Clone for L1Entry<V> {
         Self {
             value: Arc::clone(&self.value),
             json: self.json.clone(),
+            etag: self.etag.clone(),
             expires_at: self.expires_at,
             generation: self.generation,
             stripe: self.stripe,
@@ -112,6 +120,7 @@ impl<V> L1Entry<V> {
         Cached {
             value: Arc::clone(&self.value),
             json: self.json.clone(),
+            etag: self.etag.clone(),
             tier,
         }
     }
@@ -122,6 +131,7 @@ impl<V> L1Entry<V> {
         Cached {
             value: self.value,
             json: self.json,
+            etag: self.etag,
             tier,
         }
     }
@@ -291,6 +301,7 @@ where
         let now = Instant::now();
         let entry = L1Entry {
             value: Arc::new(value),
+            etag: etag_of(&json),
             json,
             expires_at: self.l1_deadline(None),
             generation: generation.wrapping_add(1),
