@@ -35,11 +35,9 @@ jobs) seed=seed_jobs.js path=jobs id=j ;;
 *) echo "RECORDS must be ages or jobs" >&2 && exit 1 ;;
 esac
 export COUNT PATH_PREFIX="/$path/$id"
-log() { echo "http_callgrind: $*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+LOAD_NAME=http_callgrind
+# shellcheck source=benches/load_common.sh
+source benches/load_common.sh
 for tool in valgrind callgrind_control node redis-server python3 wrk curl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
 done
@@ -54,43 +52,7 @@ mkdir -p "$OUT"
 
 workdir=$(mktemp -d)
 pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    rm -rf "$workdir"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_line FILE PATTERN PID: prints the first match of PATTERN in FILE.
-wait_line() {
-    local file=$1 pattern=$2 pid=$3 found=""
-    for _ in $(seq 1200); do
-        kill -0 "$pid" 2>/dev/null || {
-            cat "$file" >&2
-            die "process $pid exited during start-up"
-        }
-        found=$(grep -o "$pattern" "$file" 2>/dev/null | head -n 1 || true)
-        [[ -n $found ]] && break
-        sleep 0.1
-    done
-    [[ -n $found ]] || {
-        cat "$file" >&2
-        die "no '$pattern' within 120 s"
-    }
-    echo "$found"
-}
+trap stop_processes EXIT
 
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
@@ -140,7 +102,7 @@ for name in $SERVERS; do
     fi
     pid=$!
     pids+=("$pid")
-    base=$(wait_line "$workdir/$name.log" 'listening on http://127\.0\.0\.1:[0-9]*' "$pid")
+    base=$(wait_line "$workdir/$name.log" 'listening on http://127\.0\.0\.1:[0-9]*' "$pid" 120)
     base=${base#listening on }
     # Under valgrind the first answers are slow (Redis connections, lease).
     for try in $(seq 60); do

@@ -53,43 +53,7 @@ cargo build --release --bin warmcache --example bare_age_server
 
 workdir=$(mktemp -d)
 pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    rm -rf "$workdir"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_line FILE PATTERN PID: prints the first match of PATTERN in FILE.
-wait_line() {
-    local file=$1 pattern=$2 pid=$3 found=""
-    for _ in $(seq 300); do
-        kill -0 "$pid" 2>/dev/null || {
-            cat "$file" >&2
-            die "process $pid exited during start-up"
-        }
-        found=$(grep -o "$pattern" "$file" 2>/dev/null | head -n 1 || true)
-        [[ -n $found ]] && break
-        sleep 0.1
-    done
-    [[ -n $found ]] || {
-        cat "$file" >&2
-        die "no '$pattern' within 30 s"
-    }
-    echo "$found"
-}
+trap stop_processes EXIT
 
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \

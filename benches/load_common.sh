@@ -1,5 +1,6 @@
-# Shared by the HTTP load scripts (http_load.sh, http_records_load.sh):
-# settings, wrk, CPU pinning, the server CPU clock and one wrk run.
+# Shared by the HTTP load scripts (http_load.sh, http_records_load.sh,
+# http_callgrind.sh): settings, wrk, CPU pinning, the processes a script
+# starts, the server CPU clock and one wrk run.
 # Source it after setting LOAD_NAME (the prefix of log lines).
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), CONNECTIONS (64),
@@ -34,6 +35,47 @@ if [[ $PIN == 1 ]] && command -v taskset >/dev/null 2>&1 && [[ $(nproc) -ge 2 ]]
 else
     log "not pinning: the servers and wrk share all cores"
 fi
+
+# The processes a script starts: it sets `workdir=$(mktemp -d)`, `pids=()`
+# and `trap stop_processes EXIT`, and appends each child to `pids`.
+# stop_processes: TERM to each, KILL after 10 s, then removes $workdir.
+stop_processes() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$workdir"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_line FILE PATTERN PID [SECONDS]: prints the first match of PATTERN
+# in FILE, waiting up to SECONDS (30) while PID runs.
+wait_line() {
+    local file=$1 pattern=$2 pid=$3 seconds=${4:-30} found=""
+    for _ in $(seq $((seconds * 10))); do
+        kill -0 "$pid" 2>/dev/null || {
+            cat "$file" >&2
+            die "process $pid exited during start-up"
+        }
+        found=$(grep -o "$pattern" "$file" 2>/dev/null | head -n 1 || true)
+        [[ -n $found ]] && break
+        sleep 0.1
+    done
+    [[ -n $found ]] || {
+        cat "$file" >&2
+        die "no '$pattern' within $seconds s"
+    }
+    echo "$found"
+}
 
 # ticks PID: the process's user+system CPU time so far, in clock ticks.
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
