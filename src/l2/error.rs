@@ -81,6 +81,7 @@ pub(crate) fn classify(e: &RedisError) -> L2Error {
 
 /// Why a [`super::RedisHandle`] could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RedisSetupError {
     /// `REDIS_TLS_CA_FILE` could not be read.
     #[error("cannot read REDIS_TLS_CA_FILE {path}: {source}")]
@@ -93,4 +94,8 @@ pub enum RedisSetupError {
     /// The client rejected the settings.
     #[error("invalid redis settings: {0}")]
     Client(String),
+    /// Called outside a tokio runtime: the handle's tasks (Sentinel
+    /// discovery, the connections' I/O) need one to run on.
+    #[error("a redis handle must be built inside a tokio runtime")]
+    NoRuntime,
 }

@@ -139,12 +139,16 @@ pub(crate) struct Dedicated {
 impl RedisHandle {
     /// Builds the handle without connecting; the first operation connects.
     ///
-    /// # Errors
-    /// An unreadable CA file or settings the client rejects.
+    /// The tasks it needs (Sentinel discovery) run on the current tokio
+    /// runtime and stop when the last clone of the handle is dropped.
     ///
-    /// # Panics
-    /// Outside a tokio runtime.
+    /// # Errors
+    /// An unreadable CA file, settings the client rejects, or no tokio
+    /// runtime ([`RedisSetupError::NoRuntime`]; it never panics for that).
     pub fn connect_lazy(config: &RedisConfig) -> Result<Self, RedisSetupError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisSetupError::NoRuntime);
+        }
         let scheme = if config.use_tls { "rediss" } else { "redis" };
         let client_error = |e: RedisError| RedisSetupError::Client(e.to_string());
         let mut redis_settings = RedisConnectionInfo::default().set_db(i64::from(config.db));
