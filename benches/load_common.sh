@@ -81,11 +81,13 @@ wait_line() {
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
 
-# run_wrk URL DURATION [LUA_SCRIPT]: prints "rps requests"; fails on errors.
+# run_wrk URL DURATION [LUA_SCRIPT [HEADER]]: prints "rps requests"; fails
+# on errors. HEADER (e.g. "Accept-Encoding: gzip, br") goes on every request.
 run_wrk() {
-    local url=$1 duration=$2 script=() out rps requests
+    local url=$1 duration=$2 script=() header=() out rps requests
     [[ -n ${3:-} ]] && script=(-s "$3")
-    out=$("${wrk_pin[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --timeout 5s "${script[@]}" "$url")
+    [[ -n ${4:-} ]] && header=(-H "$4")
+    out=$("${wrk_pin[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --timeout 5s "${script[@]}" "${header[@]}" "$url")
     if grep -q -e 'Non-2xx' -e 'Socket errors' <<<"$out"; then
         echo "$out" >&2
         die "$url: errors during the run"
