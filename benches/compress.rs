@@ -4,7 +4,12 @@
 //! * `dashboard/json`: serializing the mock `/dashboard` section only.
 //! * `dashboard/json+gzip+br`: serializing and compressing it, as
 //!   `Section::render` does for each section.
-//! * `sections/json+gzip+br`: all three sections, `Sections::render`.
+//! * `sections/json+gzip+br`: all three sections, `Sections::render`
+//!   (inline, one after another).
+//! * `refresh/changed`: what a refresh round does with new data
+//!   (`Loaded::render_after`: the three compressed at once, on tokio's
+//!   blocking pool); `refresh/unchanged`: the same with the data of the
+//!   snapshot it replaces (the compressed variants are reused).
 //!
 //! Before measuring, prints the bytes of each section in identity, gzip and
 //! brotli, and the compression time of one refresh; with `COMPRESS_SWEEP=1`,
@@ -114,6 +119,28 @@ fn compress(c: &mut Criterion) {
                 .map(|s| s.generation)
         })
     });
+    // What a refresh round does (`Loaded::render_after`, compression on
+    // tokio's blocking pool, three sections at once), with new data and
+    // with the same data as the snapshot it replaces.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let refresh = |previous: Option<&Sections>| {
+        let previous = previous.map(|p| &p.sections);
+        rt.block_on(Sections::render_after(
+            2,
+            black_box(data.clone()),
+            Timestamp::now(),
+            TTL,
+            previous,
+        ))
+        .map(|s| s.generation)
+    };
+    group.bench_function("refresh/changed", |b| b.iter(|| refresh(None)));
+    let previous = Sections::render(1, data.clone(), Timestamp::now(), TTL)
+        .unwrap_or_else(|e| panic!("mock data renders: {e}"));
+    group.bench_function("refresh/unchanged", |b| b.iter(|| refresh(Some(&previous))));
     group.finish();
 }
 

@@ -32,15 +32,25 @@ impl SectionSet for ReferenceSections {
     /// them at the same time, each over [`crate::OFF_THREAD_BYTES`] on
     /// tokio's blocking pool.
     async fn render(data: SnapshotData, generation: u64) -> Result<Self, serde_json::Error> {
+        Self::render_after(data, generation, None).await
+    }
+
+    /// [`SectionSet::render`], reusing the compressed variants of every
+    /// section whose JSON is the same as in `previous`.
+    async fn render_after(
+        data: SnapshotData,
+        generation: u64,
+        previous: Option<&Self>,
+    ) -> Result<Self, serde_json::Error> {
         let (dashboard, historical, products) = (
             to_json(&data.dashboard)?,
             to_json(&data.historical)?,
             to_json(&data.products)?,
         );
         let (dashboard, historical, products) = tokio::join!(
-            EncodedBody::compress_off_thread(dashboard),
-            EncodedBody::compress_off_thread(historical),
-            EncodedBody::compress_off_thread(products),
+            EncodedBody::compress_reusing(dashboard, previous.map(|p| p.dashboard.encoded())),
+            EncodedBody::compress_reusing(historical, previous.map(|p| p.historical.encoded())),
+            EncodedBody::compress_reusing(products, previous.map(|p| p.products.encoded())),
         );
         Ok(Self {
             dashboard: Section::new(generation, data.dashboard, dashboard),

@@ -388,7 +388,10 @@ impl<S: SnapshotSource> RefreshTask<S> {
                     .next_slot(slot, Instant::now(), self.rng.next_f64());
                 let lifetime = next.due.saturating_duration_since(started.instant);
                 let rendering = Instant::now();
-                Loaded::<S::Set>::render_off_thread(generation, data, started, lifetime)
+                // Sections that did not change keep their compressed bytes.
+                let serving = self.cache.load_full();
+                let previous = serving.data.as_deref().map(|loaded| &loaded.sections);
+                Loaded::<S::Set>::render_after(generation, data, started, lifetime, previous)
                     .await
                     .map(|sections| (sections, next, rendering.elapsed()))
                     .map_err(RefreshError::from)

@@ -57,6 +57,22 @@ impl<T: Serialize> Section<T> {
         let body = EncodedBody::compress_off_thread(json).await;
         Ok(Self::new(generation, value, body))
     }
+
+    /// [`Section::render_off_thread`], except that when `previous` has the
+    /// same JSON its compressed variants are reused: nothing is compressed
+    /// ([`EncodedBody::compress_reusing`]).
+    ///
+    /// # Errors
+    /// When `value` cannot be serialized.
+    pub async fn render_reusing(
+        generation: u64,
+        value: T,
+        previous: Option<&Section<T>>,
+    ) -> Result<Self, serde_json::Error> {
+        let json = to_json(&value)?;
+        let body = EncodedBody::compress_reusing(json, previous.map(Section::encoded)).await;
+        Ok(Self::new(generation, value, body))
+    }
 }
 
 impl<T> Section<T> {
@@ -140,6 +156,23 @@ pub trait SectionSet: Sized + Send + Sync + 'static {
         generation: u64,
     ) -> impl Future<Output = Result<Self, serde_json::Error>> + Send;
 
+    /// What the refresher calls: [`SectionSet::render`], given the set now
+    /// served (`None` on the first refresh) so that a section whose JSON
+    /// did not change can keep its compressed variants instead of
+    /// compressing again ([`Section::render_reusing`]). The default ignores
+    /// `previous`; the reference set reuses.
+    ///
+    /// # Errors
+    /// As [`SectionSet::render`].
+    fn render_after(
+        data: Self::Data,
+        generation: u64,
+        previous: Option<&Self>,
+    ) -> impl Future<Output = Result<Self, serde_json::Error>> + Send {
+        let _ = previous;
+        Self::render(data, generation)
+    }
+
     /// Time spent compressing the sections (their sum), for the refresh
     /// log; zero unless the set reports it.
     fn compress_time(&self) -> Duration {
@@ -195,7 +228,22 @@ impl<T: SectionSet> Loaded<T> {
         refreshed_at: Timestamp,
         lifetime: Duration,
     ) -> Result<Self, serde_json::Error> {
-        let sections = T::render(data, generation).await?;
+        Self::render_after(generation, data, refreshed_at, lifetime, None).await
+    }
+
+    /// [`Loaded::render_off_thread`] with the set now served, for
+    /// [`SectionSet::render_after`] (what the refresher calls).
+    ///
+    /// # Errors
+    /// When a section cannot be serialized.
+    pub async fn render_after(
+        generation: u64,
+        data: T::Data,
+        refreshed_at: Timestamp,
+        lifetime: Duration,
+        previous: Option<&T>,
+    ) -> Result<Self, serde_json::Error> {
+        let sections = T::render_after(data, generation, previous).await?;
         Ok(Self::new(generation, refreshed_at, lifetime, sections))
     }
 
