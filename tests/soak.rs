@@ -9,14 +9,15 @@
 //! read, write, overwrite and erase a few hundred ids, and read `/dashboard`,
 //! while a seeded schedule injects faults: blackhole, RST, added latency,
 //! Redis restart, `CLIENT PAUSE`, `CLIENT KILL` of tracking connections and
-//! a slow loader.
+//! a slow loader (the schedule: `tests/soak/faults.rs`).
 //!
 //! `WARMCACHE_SOAK_SECS` sets the duration (default 45, as CI runs it; by
 //! hand, e.g. 600) and `WARMCACHE_SOAK_SEED` the seed (default 1).
 
+#[path = "soak/faults.rs"]
+mod faults;
 mod support;
 
-use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use faults::inject_faults;
 use http::Request;
 use serde::{Deserialize, Serialize};
 use support::RedisServer;
@@ -310,132 +312,6 @@ fn foreign_writer(redis_port: u16, seed: u64, recorder: Arc<Recorder>, stop: Arc
         }
         std::thread::sleep(Duration::from_millis(rng.u64(5..25)));
     }
-}
-
-/// The faults the schedule draws from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Fault {
-    Blackhole,
-    Reset,
-    Latency,
-    RedisRestart,
-    ClientPause,
-    KillTracking,
-    SlowLoader,
-}
-
-const FAULTS: [Fault; 7] = [
-    Fault::Blackhole,
-    Fault::Reset,
-    Fault::Latency,
-    Fault::RedisRestart,
-    Fault::ClientPause,
-    Fault::KillTracking,
-    Fault::SlowLoader,
-];
-
-/// Injects one fault after another until `stop`; returns the counts.
-async fn inject_faults(
-    seed: u64,
-    server: Arc<Mutex<RedisServer>>,
-    instances: Vec<Arc<Instance>>,
-    loader_ms: Arc<AtomicU64>,
-    recorder: Arc<Recorder>,
-    stop: Arc<AtomicBool>,
-) -> BTreeMap<Fault, u64> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut counts = BTreeMap::new();
-    let port = server.lock().unwrap_or_else(PoisonError::into_inner).port();
-    let admin = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(rng.u64(500..1_500))).await;
-        let fault = FAULTS[rng.usize(0..FAULTS.len())];
-        let target = &instances[rng.usize(0..instances.len())];
-        let hold = Duration::from_millis(rng.u64(300..1_500));
-        *counts.entry(fault).or_insert(0) += 1;
-        let start = recorder.now();
-        match fault {
-            Fault::Blackhole => {
-                target.proxy.set(ProxyFault::Blackhole);
-                tokio::time::sleep(hold).await;
-                target.proxy.set(ProxyFault::Pass);
-            }
-            Fault::Reset => target.proxy.reset_all(),
-            Fault::Latency => {
-                let delay = Duration::from_millis(rng.u64(20..150));
-                target.proxy.set(ProxyFault::Latency(delay));
-                tokio::time::sleep(hold).await;
-                target.proxy.set(ProxyFault::Pass);
-            }
-            Fault::RedisRestart => {
-                let server = Arc::clone(&server);
-                tokio::task::spawn_blocking(move || {
-                    server
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .restart();
-                })
-                .await
-                .expect("restart redis");
-                recorder.record(start, "fault", "", Action::DataLoss);
-            }
-            Fault::ClientPause => {
-                let pause = rng.u64(100..600);
-                if let Ok(mut c) = admin.get_multiplexed_async_connection().await {
-                    let _: Result<(), _> = redis::cmd("CLIENT")
-                        .arg("PAUSE")
-                        .arg(pause)
-                        .query_async(&mut c)
-                        .await;
-                }
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-            }
-            Fault::KillTracking => {
-                if let Ok(mut c) = admin.get_multiplexed_async_connection().await {
-                    let list: String = redis::cmd("CLIENT")
-                        .arg("LIST")
-                        .query_async(&mut c)
-                        .await
-                        .unwrap_or_default();
-                    for id in tracking_client_ids(&list) {
-                        let _: Result<(), _> = redis::cmd("CLIENT")
-                            .arg("KILL")
-                            .arg("ID")
-                            .arg(id)
-                            .query_async(&mut c)
-                            .await;
-                    }
-                }
-            }
-            Fault::SlowLoader => {
-                loader_ms.store(LOADER_SLOW.as_millis() as u64, Ordering::Relaxed);
-                tokio::time::sleep(hold).await;
-                loader_ms.store(LOADER_FAST.as_millis() as u64, Ordering::Relaxed);
-            }
-        }
-        let what = format!("{fault:?} {}", target.name);
-        recorder.record(start, "fault", "", Action::Fault(what));
-    }
-    counts
-}
-
-/// Ids of the connections with client tracking on (`flags` holds `t`).
-fn tracking_client_ids(client_list: &str) -> Vec<String> {
-    client_list
-        .lines()
-        .filter(|line| {
-            line.split(' ').any(|field| {
-                field
-                    .strip_prefix("flags=")
-                    .is_some_and(|f| f.contains('t'))
-            })
-        })
-        .filter_map(|line| {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix("id="))
-                .map(str::to_owned)
-        })
-        .collect()
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
