@@ -7,11 +7,10 @@
 //! `&'static str`s), so recording on the hot path is an atomic add, never an
 //! allocation or a map lookup. Build caches after installing the recorder:
 //! handles taken before it record nowhere.
-//!
-//! Here: the metric names. In `exporter`, what the recorder is told (HELP
-//! lines, units, histogram buckets); in `handles`, the handles each part of
-//! the library registers.
 
+// Here: the metric names. In `exporter`, what the recorder is told (HELP
+// lines, units, histogram buckets); in `handles`, the handles each part of
+// the library registers.
 mod exporter;
 mod handles;
 
