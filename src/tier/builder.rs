@@ -4,7 +4,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::Expiry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -106,19 +105,23 @@ where
         if self.l1_ttl.is_zero() {
             return Err(ConfigError::new("l1_ttl", "0", "a positive duration"));
         }
+        let l1_ttl = self.l1_ttl.min(self.keyspace.ttl);
         let l1 = moka::future::Cache::builder()
             .name(name)
             .max_capacity(self.l1_max_bytes)
             .weigher(|id: &CacheId, entry: &L1Entry<V>| {
                 u32::try_from(weight(id, entry)).unwrap_or(u32::MAX)
             })
-            .expire_after(EntryDeadline)
+            // Memory only: reads check each entry's own deadline on tokio's
+            // clock. One TTL for all (moka's write-order queue) costs a hit
+            // less than a per-entry `Expiry` (its timer wheel).
+            .time_to_live(l1_ttl)
             .build();
         let hub = self.redis.as_ref().map(|redis| Arc::clone(redis.hub()));
         let inner = Arc::new(Inner {
             keyspace: self.keyspace,
             prefix: format!("{name}:"),
-            l1_ttl: self.l1_ttl.min(self.keyspace.ttl),
+            l1_ttl,
             l1_max_entry_weight: self.l1_max_bytes / L1_ENTRY_SHARE,
             l1,
             redis: self.redis,
@@ -134,28 +137,3 @@ where
     }
 }
 
-/// Lets moka reclaim an entry's memory at its deadline. Reads check the
-/// deadline themselves on tokio's clock, so correctness does not depend on
-/// when moka gets round to it.
-struct EntryDeadline;
-
-impl<V> Expiry<CacheId, L1Entry<V>> for EntryDeadline {
-    fn expire_after_create(
-        &self,
-        _: &CacheId,
-        entry: &L1Entry<V>,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(entry.remaining())
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &CacheId,
-        entry: &L1Entry<V>,
-        _: std::time::Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.remaining())
-    }
-}
