@@ -62,9 +62,7 @@ use warmcache::{
 #[path = "tier/support.rs"]
 mod support;
 
-use support::{
-    LikeL1Deadline, LikeL1Entry, like_get_from_l2, like_l1_full, median, shuffled, verification,
-};
+use support::{LikeL1Entry, like_get_from_l2, like_l1_full, median, shuffled, verification};
 
 /// Distinct ids read in turn, in every tier.
 const KEYS: usize = 100_000;
@@ -207,7 +205,8 @@ fn tier(c: &mut Criterion) {
                 let bytes = id.as_str().len() + 2 * entry.json.len() + 96;
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
-            .expire_after(LikeL1Deadline)
+            // As warmcache's L1: one TTL bounds memory; reads check the deadline.
+            .time_to_live(Duration::from_secs(3600))
             .build();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
 

@@ -59,24 +59,6 @@ pub(super) struct LikeL1Entry {
     pub(super) expires_at: tokio::time::Instant,
 }
 
-/// The same expiry policy as warmcache's L1: the entry's own deadline.
-pub(super) struct LikeL1Deadline;
-
-impl moka::Expiry<CacheId, LikeL1Entry> for LikeL1Deadline {
-    fn expire_after_create(
-        &self,
-        _: &CacheId,
-        entry: &LikeL1Entry,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(
-            entry
-                .expires_at
-                .saturating_duration_since(tokio::time::Instant::now()),
-        )
-    }
-}
-
 /// An L1 hit on the L1-shaped moka as warmcache serves one: check the id,
 /// look it up, check the deadline, copy out the value and the JSON.
 pub(super) async fn like_l1_full(

@@ -136,4 +136,3 @@ where
         Ok(TieredCache { inner })
     }
 }
-
