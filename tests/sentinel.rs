@@ -80,6 +80,16 @@ async fn nothing_stale_after_grace(instances: [&Instance; 2], ids: &[String], ol
     }
 }
 
+/// Whether the node on `port` answers `ROLE` as a replica. Polled without
+/// `cli`, which panics: a demoted or restarted node may reset connections
+/// while it resyncs or loads.
+fn is_replica(port: u16) -> bool {
+    std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "ROLE"])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"slave"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_on_the_primary_reach_both_l1s() {
     let set = SentinelSet::start();
@@ -212,7 +222,7 @@ async fn a_sentinel_failover_moves_every_connection_and_serves_nothing_stale() {
     assert!(follower.connects() >= 2, "the follower reconnected");
     eventually(
         "the sentinels to make the old primary a replica",
-        || async { cli(old, &["ROLE"]).starts_with("slave") },
+        || async { is_replica(old) },
     )
     .await;
     a.ages.insert(id, record(id, "v3")).await.expect("insert");
@@ -259,13 +269,8 @@ async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
     // the new one. The erasure is final everywhere, also against a loader
     // that still has the old value.
     set.node(old).restart();
-    // Polled without `cli`, which panics: the restarted node may still
-    // reset connections while it loads.
     eventually("the old primary to rejoin as a replica", || async {
-        std::process::Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &old.to_string(), "ROLE"])
-            .output()
-            .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"slave"))
+        is_replica(old)
     })
     .await;
     set.wait_replicas_in_sync();
