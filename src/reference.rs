@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use crate::body::EncodedBody;
 use crate::data::{Dashboard, Historical, Products, SnapshotData};
-use crate::section::{Loaded, Section, SectionSet, to_json};
+use crate::section::{Loaded, Section, SectionSet};
 use crate::snapshot::Timestamp;
 
 /// The three sections of one refresh of the reference service.
@@ -42,20 +41,15 @@ impl SectionSet for ReferenceSections {
         generation: u64,
         previous: Option<&Self>,
     ) -> Result<Self, serde_json::Error> {
-        let (dashboard, historical, products) = (
-            to_json(&data.dashboard)?,
-            to_json(&data.historical)?,
-            to_json(&data.products)?,
-        );
-        let (dashboard, historical, products) = tokio::join!(
-            EncodedBody::compress_reusing(dashboard, previous.map(|p| p.dashboard.encoded())),
-            EncodedBody::compress_reusing(historical, previous.map(|p| p.historical.encoded())),
-            EncodedBody::compress_reusing(products, previous.map(|p| p.products.encoded())),
-        );
+        let (dashboard, historical, products) = tokio::try_join!(
+            Section::render_reusing(generation, data.dashboard, previous.map(|p| &p.dashboard)),
+            Section::render_reusing(generation, data.historical, previous.map(|p| &p.historical)),
+            Section::render_reusing(generation, data.products, previous.map(|p| &p.products)),
+        )?;
         Ok(Self {
-            dashboard: Section::new(generation, data.dashboard, dashboard),
-            historical: Section::new(generation, data.historical, historical),
-            products: Section::new(generation, data.products, products),
+            dashboard,
+            historical,
+            products,
         })
     }
 
