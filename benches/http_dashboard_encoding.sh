@@ -85,30 +85,20 @@ for name in "${cases[@]}"; do
     run_wrk "$(case_base "$name")/dashboard" "$WARMUP" "" "$(case_header "$name")" >/dev/null
 done
 
-declare -A rps_sum=() cpu_sum=()
 log "measuring: $ROUNDS rounds of ${cases[*]}, $DURATION each, -t$THREADS -c$CONNECTIONS"
 printf '%-14s %5s %12s %18s\n' case round requests/s "server CPU/request"
 for round in $(seq "$ROUNDS"); do
     for name in "${cases[@]}"; do
-        pid=$(case_pid "$name")
-        before=$(ticks "$pid")
-        read -r rps requests <<<"$(run_wrk "$(case_base "$name")/dashboard" "$DURATION" "" "$(case_header "$name")")"
-        after=$(ticks "$pid")
-        cpu_us=$(cpu_us_per_request $((after - before)) "$requests")
-        printf '%-14s %5s %12.0f %15s us\n' "$name" "$round" "$rps" "$cpu_us"
-        rps_sum[$name]=$(awk -v a="${rps_sum[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
-        cpu_sum[$name]=$(awk -v a="${cpu_sum[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')
+        measure "$name" "$round" "$(case_pid "$name")" "$(case_base "$name")/dashboard" "" "$(case_header "$name")"
     done
 done
 
-mean() { awk -v s="$1" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 echo
 printf '%-14s %12s %12s %18s\n' case wire-bytes requests/s "server CPU/request"
 declare -A rps=() cpu=()
 for name in "${cases[@]}"; do
-    rps[$name]=$(mean "${rps_sum[$name]}")
-    cpu[$name]=$(mean "${cpu_sum[$name]}")
+    rps[$name]=$(mean_rps "$name")
+    cpu[$name]=$(mean_cpu "$name")
     printf '%-14s %12s %12.0f %15s us\n' "$name" "${wire[$name]}" "${rps[$name]}" "${cpu[$name]}"
 done
 echo "warm_br / bare_br:       requests/s $(ratio "${rps[warm_br]}" "${rps[bare_br]}"), CPU/request $(ratio "${cpu[warm_br]}" "${cpu[bare_br]}")"

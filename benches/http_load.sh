@@ -82,36 +82,23 @@ for path in /dashboard /_bench/constant; do
     log "$path: $bytes body bytes"
 done
 
-declare -A rps_sum=() cpu_sum=() runs=()
-
 log "warm-up: $WARMUP on each route"
 run_wrk "$base/_bench/constant" "$WARMUP" >/dev/null
 run_wrk "$base/dashboard" "$WARMUP" >/dev/null
 
 log "measuring: $ROUNDS rounds of constant then dashboard, $DURATION each, -t$THREADS -c$CONNECTIONS"
-printf '%-10s %5s %12s %18s\n' route round requests/s "server CPU/request"
+printf '%-14s %5s %12s %18s\n' route round requests/s "server CPU/request"
 for round in $(seq "$ROUNDS"); do
-    for name in constant dashboard; do
-        path=/dashboard
-        [[ $name == constant ]] && path=/_bench/constant
-        before=$(ticks "$server_pid")
-        read -r rps requests <<<"$(run_wrk "$base$path" "$DURATION")"
-        after=$(ticks "$server_pid")
-        cpu_us=$(cpu_us_per_request $((after - before)) "$requests")
-        printf '%-10s %5s %12.0f %15s us\n' "$name" "$round" "$rps" "$cpu_us"
-        rps_sum[$name]=$(awk -v a="${rps_sum[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
-        cpu_sum[$name]=$(awk -v a="${cpu_sum[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')
-        runs[$name]=$((${runs[$name]:-0} + 1))
-    done
+    measure constant "$round" "$server_pid" "$base/_bench/constant"
+    measure dashboard "$round" "$server_pid" "$base/dashboard"
 done
 
-mean() { awk -v s="$1" -v n="$2" 'BEGIN { printf "%.2f", s / n }'; }
-constant_rps=$(mean "${rps_sum[constant]}" "${runs[constant]}")
-dashboard_rps=$(mean "${rps_sum[dashboard]}" "${runs[dashboard]}")
-constant_cpu=$(mean "${cpu_sum[constant]}" "${runs[constant]}")
-dashboard_cpu=$(mean "${cpu_sum[dashboard]}" "${runs[dashboard]}")
-ratio=$(awk -v d="$dashboard_rps" -v c="$constant_rps" 'BEGIN { printf "%.3f", d / c }')
-cpu_ratio=$(awk -v d="$dashboard_cpu" -v c="$constant_cpu" 'BEGIN { printf "%.3f", d / c }')
+constant_rps=$(mean_rps constant)
+dashboard_rps=$(mean_rps dashboard)
+constant_cpu=$(mean_cpu constant)
+dashboard_cpu=$(mean_cpu dashboard)
+ratio=$(ratio "$dashboard_rps" "$constant_rps")
+cpu_ratio=$(ratio "$dashboard_cpu" "$constant_cpu")
 
 echo
 printf 'constant   mean requests/s: %10.0f   server CPU/request: %s us\n' "$constant_rps" "$constant_cpu"

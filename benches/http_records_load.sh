@@ -118,32 +118,22 @@ done
 hits_before=$(l2_hits)
 [[ $hits_before == "$COUNT" ]] || die "expected $COUNT Redis reads to fill L1, saw $hits_before"
 
-declare -A rps_sum=() cpu_sum=()
 log "measuring: $ROUNDS rounds of bare then warmcache, $DURATION each, -t$THREADS -c$CONNECTIONS, random ids"
-printf '%-10s %5s %12s %18s\n' server round requests/s "server CPU/request"
+printf '%-14s %5s %12s %18s\n' server round requests/s "server CPU/request"
 for round in $(seq "$ROUNDS"); do
-    for name in bare warmcache; do
-        if [[ $name == bare ]]; then base=$bare pid=$bare_pid; else base=$warmcache pid=$warmcache_pid; fi
-        before=$(ticks "$pid")
-        read -r rps requests <<<"$(run_wrk "$base" "$DURATION" "$workdir/random.lua")"
-        after=$(ticks "$pid")
-        cpu_us=$(cpu_us_per_request $((after - before)) "$requests")
-        printf '%-10s %5s %12.0f %15s us\n' "$name" "$round" "$rps" "$cpu_us"
-        rps_sum[$name]=$(awk -v a="${rps_sum[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
-        cpu_sum[$name]=$(awk -v a="${cpu_sum[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')
-    done
+    measure bare "$round" "$bare_pid" "$bare" "$workdir/random.lua"
+    measure warmcache "$round" "$warmcache_pid" "$warmcache" "$workdir/random.lua"
 done
 hits_after=$(l2_hits)
 [[ $hits_after == "$hits_before" ]] || die "warmcache read Redis during the run ($hits_before -> $hits_after): not all L1 hits"
 
-mean() { awk -v s="$1" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }'; }
-bare_rps=$(mean "${rps_sum[bare]}")
-warm_rps=$(mean "${rps_sum[warmcache]}")
-bare_cpu=$(mean "${cpu_sum[bare]}")
-warm_cpu=$(mean "${cpu_sum[warmcache]}")
+bare_rps=$(mean_rps bare)
+warm_rps=$(mean_rps warmcache)
+bare_cpu=$(mean_cpu bare)
+warm_cpu=$(mean_cpu warmcache)
 echo
 printf 'bare       mean requests/s: %10.0f   server CPU/request: %s us\n' "$bare_rps" "$bare_cpu"
 printf 'warmcache  mean requests/s: %10.0f   server CPU/request: %s us\n' "$warm_rps" "$warm_cpu"
-echo "ratio warmcache/bare: requests/s $(awk -v w="$warm_rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", w / b }') (goal >= 0.9)," \
-    "server CPU/request $(awk -v w="$warm_cpu" -v b="$bare_cpu" 'BEGIN { printf "%.3f", w / b }') (goal <= 1.15)"
+echo "ratio warmcache/bare: requests/s $(ratio "$warm_rps" "$bare_rps") (goal >= 0.9)," \
+    "server CPU/request $(ratio "$warm_cpu" "$bare_cpu") (goal <= 1.15)"
 echo "all $((hits_after)) Redis reads were the warm-up's: every measured request was an L1 hit"

@@ -1,6 +1,7 @@
 # Shared by the HTTP load scripts (http_load.sh, http_records_load.sh,
-# http_callgrind.sh): settings, wrk, CPU pinning, the processes a script
-# starts, the server CPU clock and one wrk run.
+# http_dashboard_encoding.sh, http_callgrind.sh): settings, wrk, CPU
+# pinning, the processes a script starts, the server CPU clock, one wrk
+# run, and one measured round with its running means.
 # Source it after setting LOAD_NAME (the prefix of log lines).
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), CONNECTIONS (64),
@@ -105,3 +106,26 @@ run_wrk() {
 cpu_us_per_request() {
     awk -v t="$1" -v hz="$ticks_per_second" -v n="$2" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
 }
+
+# measure NAME ROUND PID URL [LUA_SCRIPT [HEADER]]: one wrk run of DURATION
+# against URL, served by PID; prints the row "NAME ROUND requests/s CPU/request"
+# and adds both to NAME's sums (mean_rps / mean_cpu read them).
+declare -A rps_sum=() cpu_sum=() runs=()
+measure() {
+    local name=$1 round=$2 pid=$3 url=$4 before after rps requests cpu_us
+    before=$(ticks "$pid")
+    read -r rps requests <<<"$(run_wrk "$url" "$DURATION" "${5:-}" "${6:-}")"
+    after=$(ticks "$pid")
+    cpu_us=$(cpu_us_per_request $((after - before)) "$requests")
+    printf '%-14s %5s %12.0f %15s us\n' "$name" "$round" "$rps" "$cpu_us"
+    rps_sum[$name]=$(awk -v a="${rps_sum[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
+    cpu_sum[$name]=$(awk -v a="${cpu_sum[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')
+    runs[$name]=$((${runs[$name]:-0} + 1))
+}
+
+# mean_rps NAME, mean_cpu NAME: the means of NAME's measured rounds.
+mean_rps() { awk -v s="${rps_sum[$1]}" -v n="${runs[$1]}" 'BEGIN { printf "%.2f", s / n }'; }
+mean_cpu() { awk -v s="${cpu_sum[$1]}" -v n="${runs[$1]}" 'BEGIN { printf "%.2f", s / n }'; }
+
+# ratio A B: A / B to three decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
