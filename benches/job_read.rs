@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
                 .get(&id)
                 .await
                 .expect("hit")
-                .map_or(0, |c| c.json.len())
+                .map_or(0, |c| c.json().len())
         }
     });
     timed(&mut group, "route_jobs", &rt, |i| {
@@ -176,7 +176,7 @@ async fn setup(
         snapshots: SnapshotCache::new(Mode::Mock),
         ttl: Duration::from_secs(30),
         max_staleness: Duration::from_secs(120),
-        keyed: Some(keyed.clone()),
+        keyed: Some(std::sync::Arc::new(keyed.clone())),
     });
     (router, keyed, bare)
 }

@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
                             .await
                             .expect("reads")
                             .expect("present");
-                        black_box(hit.json.len());
+                        black_box(hit.json().len());
                         next = (next + 1) % IDS;
                     }
                 });

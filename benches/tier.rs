@@ -243,7 +243,7 @@ fn tier(c: &mut Criterion) {
         }
         for id in &ids {
             let hit = cache.get(id).await.expect("get").expect("present");
-            assert_eq!(hit.tier, Tier::L1, "{id} must be in L1");
+            assert_eq!(hit.tier(), Tier::L1, "{id} must be in L1");
         }
         bare.run_pending_tasks().await;
         like_l1.run_pending_tasks().await;
@@ -259,7 +259,8 @@ fn tier(c: &mut Criterion) {
         .block_on(cache.get(&ids[0]))
         .expect("get")
         .expect("present")
-        .json;
+        .json()
+        .clone();
     eprintln!("value: {} bytes of JSON per key", json_sample.len());
     let jsons: Vec<Bytes> = ids
         .iter()

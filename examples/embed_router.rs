@@ -61,7 +61,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Ok(port) => {
             let redis = RedisHandle::connect_lazy(&RedisConfig::local(port.parse()?))?;
             listener = Some(redis.start_invalidation(InvalidationOptions::default()));
-            Some(KeyedCaches::new(&redis, 16 << 20, ttl, true)?)
+            Some(std::sync::Arc::new(KeyedCaches::new(
+                &redis,
+                16 << 20,
+                ttl,
+                true,
+            )?))
         }
         Err(_) => None,
     };

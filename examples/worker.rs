@@ -67,14 +67,15 @@ async fn work(
             .data
             .as_ref()
             .map_or("?", |s| s.dashboard.value().currency.as_str());
-        if age.value.verified {
+        if age.value().verified {
             accepted += 1;
         } else {
             refused += 1;
             if refused == 1 {
                 println!(
                     "order {} refused: customer not verified ({:?} answered; prices in {currency})",
-                    job.order, age.tier
+                    job.order,
+                    age.tier()
                 );
             }
         }

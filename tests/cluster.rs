@@ -149,7 +149,7 @@ async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
             })
             .await
             .expect("loader answers");
-        assert_eq!(loaded.tier, Tier::Loader);
+        assert_eq!(loaded.tier(), Tier::Loader);
     }
     assert_eq!(
         cluster.foreign(&["EXISTS", &key(&erased)]),

@@ -77,7 +77,7 @@ async fn method_of(cache: &TieredCache<AgeVerification>, id: &str) -> Option<Str
         .get(id)
         .await
         .expect("reads")
-        .and_then(|c| c.value.method.clone())
+        .and_then(|c| c.value().method.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +104,7 @@ async fn every_instance_follows_foreign_del_setex_and_expire() {
             .await
             .expect("reads")
             .expect("present");
-        assert_eq!(again.tier, Tier::L1, "warm in every L1");
+        assert_eq!(again.tier(), Tier::L1, "warm in every L1");
     }
 
     // DEL by a fourth, plain client (a Node service): every L1 drops it.
@@ -236,7 +236,7 @@ async fn a_load_overtaken_by_an_erasure_puts_nothing_back() {
         .await
         .expect("no panic")
         .expect("the caller still gets its value");
-    assert_eq!(loaded.value.method.as_deref(), Some("old"));
+    assert_eq!(loaded.value().method.as_deref(), Some("old"));
     assert_eq!(instance.ages.l1_time_to_live("c3").await, None, "not in L1");
     let exists: bool = server
         .foreign()
@@ -391,7 +391,7 @@ async fn after_a_server_restart_nothing_from_before_is_served() {
             .await
             .expect("reads")
             .expect("present")
-            .tier,
+            .tier(),
         Tier::L1
     );
 
@@ -414,7 +414,7 @@ async fn after_a_server_restart_nothing_from_before_is_served() {
     .await;
     instance.wait_mode(InvalidationMode::Tracking).await;
     eventually("the cache to read the new value", || async {
-        matches!(instance.ages.get("c6").await, Ok(Some(c)) if c.value.method.as_deref() == Some("after"))
+        matches!(instance.ages.get("c6").await, Ok(Some(c)) if c.value().method.as_deref() == Some("after"))
     })
     .await;
 }

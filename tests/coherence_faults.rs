@@ -43,11 +43,11 @@ async fn method_of(cache: &TieredCache<AgeVerification>, id: &str) -> Option<Str
         .get(id)
         .await
         .expect("reads")
-        .and_then(|c| c.value.method.clone())
+        .and_then(|c| c.value().method.clone())
 }
 
 async fn tier_of(cache: &TieredCache<AgeVerification>, id: &str) -> Option<Tier> {
-    cache.get(id).await.ok().flatten().map(|c| c.tier)
+    cache.get(id).await.ok().flatten().map(|c| c.tier())
 }
 
 async fn listening(redis: &RedisHandle, options: InvalidationOptions) -> InvalidationListener {
@@ -155,7 +155,7 @@ async fn a_put_then_a_get_is_an_l1_hit() {
     .await;
     let got = ages.get("w1").await.expect("reads").expect("present");
     assert_eq!(
-        (got.tier, got.value.method.as_deref()),
+        (got.tier(), got.value().method.as_deref()),
         (Tier::L1, Some("mine")),
         "our own write did not evict itself"
     );
@@ -327,7 +327,7 @@ async fn reads_stay_coalesced_while_l1_is_not_trusted() {
     open.send_replace(true);
     for reader in readers {
         let got = reader.await.expect("no panic").expect("loaded");
-        assert_eq!(got.value.method.as_deref(), Some("loaded"));
+        assert_eq!(got.value().method.as_deref(), Some("loaded"));
     }
     assert_eq!(
         calls.load(Ordering::SeqCst),

@@ -60,7 +60,7 @@ async fn an_erasure_racing_a_blocked_loader_on_another_instance_is_never_undone(
         .await
         .expect("no panic")
         .expect("its caller gets the value");
-    assert_eq!(loaded.value.method.as_deref(), Some("old"));
+    assert_eq!(loaded.value().method.as_deref(), Some("old"));
 
     let mut foreign = server.foreign().await;
     let exists: bool = foreign.exists("age_verification:e1").await.expect("exists");

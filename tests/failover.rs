@@ -71,7 +71,7 @@ async fn after_a_replica_is_promoted_writes_recover_by_themselves() {
             .get("f1")
             .await
             .expect("reads")
-            .and_then(|c| c.value.method.clone())
+            .and_then(|c| c.value().method.clone())
             .as_deref(),
         Some("after")
     );

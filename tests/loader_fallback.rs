@@ -106,11 +106,11 @@ async fn a_value_loaded_while_redis_could_not_be_read_is_not_kept_in_l1() {
         .await
         .expect("the loader answers while redis cannot be read");
     assert_eq!(
-        loaded.tier,
+        loaded.tier(),
         Tier::Loader,
         "the read failed: the loader answered"
     );
-    assert_eq!(loaded.value.name, "source");
+    assert_eq!(loaded.value().name, "source");
 
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
@@ -128,7 +128,7 @@ async fn a_value_loaded_while_redis_could_not_be_read_is_not_kept_in_l1() {
         .await
         .expect("read");
     assert_eq!(
-        (again.tier, again.value.name.as_str()),
+        (again.tier(), again.value().name.as_str()),
         (Tier::L2, "newer"),
         "the next read asks Redis, which holds the newer value, instead of serving the loaded one from L1"
     );

@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 use support::node::node_eval;
@@ -51,13 +50,21 @@ impl Caches {
     async fn served(&self, key: &str) -> (Vec<u8>, Tier) {
         let (space, id) = key.split_once(':').expect("prefixed key");
         let found = match space {
-            "age_verification" => self.ages.get(id).await.map(|c| c.map(|c| (c.json, c.tier))),
+            "age_verification" => self
+                .ages
+                .get(id)
+                .await
+                .map(|c| c.map(|c| (c.json().clone(), c.tier()))),
             "customer_profile" => self
                 .profiles
                 .get(id)
                 .await
-                .map(|c| c.map(|c| (c.json, c.tier))),
-            _ => self.jobs.get(id).await.map(|c| c.map(|c| (c.json, c.tier))),
+                .map(|c| c.map(|c| (c.json().clone(), c.tier()))),
+            _ => self
+                .jobs
+                .get(id)
+                .await
+                .map(|c| c.map(|c| (c.json().clone(), c.tier()))),
         };
         let (json, tier) = found.expect("reads").expect("present");
         (json.to_vec(), tier)
@@ -96,9 +103,8 @@ async fn what_node_writes_is_served_as_written_and_decoded_once() {
     }
 
     let ages = &caches.ages;
-    let age = |id: &'static str| async move {
-        ages.get(id).await.expect("reads").expect("present").value
-    };
+    let age =
+        |id: &'static str| async move { ages.get(id).await.expect("reads").expect("present") };
     let time = |record: &AgeVerification| {
         let at = record.verified_at.as_ref().expect("a time");
         (at.unix_ms(), at.format())
@@ -127,8 +133,7 @@ async fn what_node_writes_is_served_as_written_and_decoded_once() {
         .get("p1")
         .await
         .expect("reads")
-        .expect("present")
-        .value;
+        .expect("present");
     assert_eq!(profile.name.as_deref(), Some("Zoë"));
     assert_eq!(profile.other.get("loyaltyPoints"), Some(&json!(120)));
     assert_eq!(
@@ -140,8 +145,7 @@ async fn what_node_writes_is_served_as_written_and_decoded_once() {
         .get("j1")
         .await
         .expect("reads")
-        .expect("present")
-        .value;
+        .expect("present");
     assert_eq!(
         job.status,
         JobStatus::Other("delayed".to_owned()),
@@ -154,7 +158,7 @@ async fn what_node_writes_is_served_as_written_and_decoded_once() {
 
     // An L1 hit hands out the value decoded at the fill, not a new decode.
     let (first, second) = (age("iso").await, age("iso").await);
-    assert!(Arc::ptr_eq(&first, &second));
+    assert!(std::ptr::eq(first.value(), second.value()));
     assert_eq!(caches.ages.stats().l2_hits, 6, "one decode per record");
 }
 
@@ -193,8 +197,8 @@ async fn what_warmcache_writes_is_what_node_would_have_written() {
         .await
         .expect("reads")
         .expect("present")
-        .value)
-        .clone();
+        .value())
+    .clone();
     extra.verified = false;
     caches.ages.insert("extra", extra).await.expect("stored");
     let mut profile = (*caches
@@ -203,8 +207,8 @@ async fn what_warmcache_writes_is_what_node_would_have_written() {
         .await
         .expect("ok")
         .expect("present")
-        .value)
-        .clone();
+        .value())
+    .clone();
     profile.name = Some("Renamed".to_owned());
     profile.other.insert("vip", json!(true));
     caches.profiles.insert("p1", profile).await.expect("stored");
@@ -214,8 +218,8 @@ async fn what_warmcache_writes_is_what_node_would_have_written() {
         .await
         .expect("ok")
         .expect("present")
-        .value)
-        .clone();
+        .value())
+    .clone();
     job.status = JobStatus::Completed;
     job.result = Some(json!({ "answer": 42, "score": 0.5 }));
     job.finished_at = RecordTime::from_unix_ms(ms + 1000, TimeFormat::Iso);
@@ -267,8 +271,11 @@ async fn rewrite<V>(cache: &TieredCache<V>, id: &str)
 where
     V: Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
-    let value = cache.get(id).await.expect("reads").expect("present").value;
-    cache.insert(id, (*value).clone()).await.expect("stored");
+    let cached = cache.get(id).await.expect("reads").expect("present");
+    cache
+        .insert(id, cached.value().clone())
+        .await
+        .expect("stored");
 }
 
 /// A few thousand doubles from a fixed seed, as JSON number text.
@@ -371,7 +378,7 @@ async fn node_setex_and_del_reach_l1() {
     store_fleet(server.port());
     ages.get("iso").await.expect("reads").expect("present");
     assert_eq!(
-        ages.get("iso").await.expect("ok").expect("present").tier,
+        ages.get("iso").await.expect("ok").expect("present").tier(),
         Tier::L1
     );
 
@@ -385,7 +392,7 @@ async fn node_setex_and_del_reach_l1() {
             .await
             .ok()
             .flatten()
-            .is_some_and(|c| !c.value.verified)
+            .is_some_and(|c| !c.value().verified)
     })
     .await;
     node_eval(server.port(), "await redis.del('age_verification:iso');");
@@ -411,7 +418,10 @@ async fn values_over_the_l1_entry_cap_are_served_but_not_kept() {
     let text = lines[0].as_str().expect("text");
     for _ in 0..2 {
         let got = ages.get("big").await.expect("reads").expect("present");
-        assert_eq!((got.json.as_ref(), got.tier), (text.as_bytes(), Tier::L2));
+        assert_eq!(
+            (got.json().as_ref(), got.tier()),
+            (text.as_bytes(), Tier::L2)
+        );
     }
     assert!(ages.l1_time_to_live("big").await.is_none());
     let mut big = AgeVerification::new("big2", true);

@@ -70,10 +70,10 @@ async fn nothing_stale_after_grace(instances: [&Instance; 2], ids: &[String], ol
         for id in ids {
             if let Ok(Some(found)) = instance.ages.get(id).await {
                 assert_ne!(
-                    found.value.method.as_deref(),
+                    found.value().method.as_deref(),
                     Some(old),
                     "{id}: {old} served from {:?} past the grace",
-                    found.tier
+                    found.tier()
                 );
             }
         }
@@ -179,13 +179,13 @@ async fn a_sentinel_failover_moves_every_connection_and_serves_nothing_stale() {
     while changed.elapsed() < Duration::from_secs(2) {
         for instance in [&a, &b] {
             if let Ok(Some(got)) = instance.ages.get(id).await {
-                let method = got.value.method.as_deref();
+                let method = got.value().method.as_deref();
                 assert!(
-                    !(got.tier == Tier::L1 && method == Some("v1")),
+                    !(got.tier() == Tier::L1 && method == Some("v1")),
                     "v1 served from L1 {} ms after v2 was written on the new primary",
                     changed.elapsed().as_millis()
                 );
-                l1_reads += u32::from(got.tier == Tier::L1);
+                l1_reads += u32::from(got.tier() == Tier::L1);
             }
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -284,7 +284,7 @@ async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
             })
             .await
             .expect("loader answers");
-        assert_eq!(loaded.tier, Tier::Loader);
+        assert_eq!(loaded.tier(), Tier::Loader);
     }
     assert_eq!(cli(new, &["EXISTS", &key(erased)]), "0", "not written back");
 

@@ -67,10 +67,10 @@ struct SoakRecord {
 
 /// What a read saw: the loader's own answers are its documented fallback.
 fn seen(cached: warmcache::Cached<SoakRecord>) -> u64 {
-    if cached.tier == warmcache::Tier::Loader {
+    if cached.tier() == warmcache::Tier::Loader {
         FALLBACK
     } else {
-        nonce_hash(&cached.value.nonce)
+        nonce_hash(&cached.value().nonce)
     }
 }
 

@@ -56,24 +56,24 @@ async fn get_or_load_walks_loader_then_l1_then_l2() {
     };
 
     let first = cache.get_or_load("c1", loader).await.expect("loads");
-    assert_eq!(first.tier, Tier::Loader);
-    assert_eq!(first.value["name"], "Ada");
+    assert_eq!(first.tier(), Tier::Loader);
+    assert_eq!(first.value()["name"], "Ada");
     let second = cache.get_or_load("c1", loader).await.expect("hits");
-    assert_eq!(second.tier, Tier::L1);
+    assert_eq!(second.tier(), Tier::L1);
     assert_eq!(loads.load(Ordering::SeqCst), 1);
 
     // The loaded value went to Redis with the keyspace TTL.
     let mut foreign = server.foreign().await;
     let stored: String = foreign.get("customer_profile:c1").await.expect("stored");
-    assert_eq!(stored.as_bytes(), first.json.as_ref());
+    assert_eq!(stored.as_bytes(), first.json().as_ref());
     let ttl: i64 = foreign.ttl("customer_profile:c1").await.expect("ttl");
     assert!((295..=300).contains(&ttl), "ttl {ttl}");
 
     // A second instance (empty L1) finds it in Redis without loading.
     let other: TieredCache<Profile> = cache_for_same_server(&server);
     let from_l2 = other.get_or_load("c1", loader).await.expect("hits L2");
-    assert_eq!(from_l2.tier, Tier::L2);
-    assert_eq!(from_l2.value, first.value);
+    assert_eq!(from_l2.tier(), Tier::L2);
+    assert_eq!(from_l2.value(), first.value());
     assert_eq!(loads.load(Ordering::SeqCst), 1);
 
     let stats = cache.stats();
@@ -112,7 +112,7 @@ async fn a_loader_error_is_returned_and_nothing_is_cached() {
         })
         .await;
     assert_eq!(
-        next.expect("loads now").tier,
+        next.expect("loads now").tier(),
         Tier::Loader,
         "the error was not cached"
     );
@@ -130,7 +130,7 @@ async fn the_l1_copy_never_outlives_the_redis_ttl() {
         .expect("setex");
 
     let hit = cache.get("c3").await.expect("reads").expect("present");
-    assert_eq!(hit.tier, Tier::L2);
+    assert_eq!(hit.tier(), Tier::L2);
     let pttl: i64 = foreign.pttl("age_verification:c3").await.expect("pttl");
     let l1 = cache.l1_time_to_live("c3").await.expect("in L1");
     assert!(
@@ -173,7 +173,7 @@ async fn a_thousand_concurrent_loads_of_one_cold_id_call_the_loader_once() {
     }
     while let Some(result) = callers.join_next().await {
         let cached = result.expect("no panic").expect("loaded");
-        assert_eq!(cached.value["name"], "Cy");
+        assert_eq!(cached.value()["name"], "Cy");
     }
     assert_eq!(loads.load(Ordering::SeqCst), 1);
     assert_eq!(cache.stats().misses, 1, "one Redis read for all callers");
@@ -285,9 +285,9 @@ async fn corrupt_values_are_never_served_and_a_loader_replaces_them() {
         })
         .await
         .expect("loader answers");
-    assert_eq!(loaded.tier, Tier::Loader);
+    assert_eq!(loaded.tier(), Tier::Loader);
     let repaired: String = foreign.get("customer_profile:c9").await.expect("stored");
-    assert_eq!(repaired.as_bytes(), loaded.json.as_ref());
+    assert_eq!(repaired.as_bytes(), loaded.json().as_ref());
 }
 
 #[tokio::test]
@@ -335,6 +335,6 @@ async fn a_write_redis_refuses_fails_and_leaves_l1_unchanged() {
         "{refused:?}"
     );
     let still = cache.get("c11").await.expect("reads").expect("present");
-    assert_eq!(still.tier, Tier::L1);
-    assert_eq!(*still.value, old, "L1 keeps the value Redis has");
+    assert_eq!(still.tier(), Tier::L1);
+    assert_eq!(*still.value(), old, "L1 keeps the value Redis has");
 }

@@ -180,7 +180,7 @@ async fn an_outage_fails_bounded_serves_l1_and_the_loader_and_opens_the_breaker(
     .await
     .expect("the loader answers");
     assert_eq!(
-        (&*loaded.value, loaded.tier),
+        (loaded.value(), loaded.tier()),
         (&age("cold", "loader"), Tier::Loader)
     );
     let again = bounded(
@@ -191,7 +191,7 @@ async fn an_outage_fails_bounded_serves_l1_and_the_loader_and_opens_the_breaker(
     .await
     .expect("L1 answers");
     assert_eq!(
-        (&*again.value, again.tier),
+        (again.value(), again.tier()),
         (&age("cold", "loader"), Tier::L1)
     );
     assert_eq!(loads.load(Ordering::SeqCst), 1);
@@ -254,7 +254,7 @@ async fn the_same_cache_recovers_when_redis_returns() {
         .await
         {
             Ok(written) => {
-                assert_eq!(written.tier, Tier::L1);
+                assert_eq!(written.tier(), Tier::L1);
                 break;
             }
             Err(CacheError::L2(e)) => {

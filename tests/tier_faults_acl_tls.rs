@@ -120,14 +120,14 @@ async fn exercise<V>(
         Some(json(&a)),
         "SETEX as warm"
     );
-    assert_eq!(stored.json, json(&a).as_bytes());
+    assert_eq!(stored.json(), json(&a).as_bytes());
     assert_eq!(hit("get", cache.get("acl-1").await), (a.clone(), Tier::L1));
     let from_redis = cache
         .get_from_l2("acl-1")
         .await
         .expect("GET and PTTL as warm")
         .expect("present");
-    assert_eq!((&*from_redis.value, from_redis.tier), (&a, Tier::L2));
+    assert_eq!((from_redis.value(), from_redis.tier()), (&a, Tier::L2));
 
     setex(admin, &key("acl-2"), 600, &json(&foreign)).await;
     assert_eq!(
@@ -139,7 +139,7 @@ async fn exercise<V>(
         .get_or_load("acl-3", |_| async { Ok::<V, std::io::Error>(b.clone()) })
         .await
         .expect("get_or_load as warm");
-    assert_eq!((&*loaded.value, loaded.tier), (&b, Tier::Loader));
+    assert_eq!((loaded.value(), loaded.tier()), (&b, Tier::Loader));
     assert_eq!(
         get_raw(admin, &key("acl-3")).await,
         Some(json(&b)),
@@ -302,7 +302,7 @@ async fn tls_with_a_private_ca_round_trips_and_verifies_the_server() {
         .expect("read over TLS")
         .expect("present");
     assert_eq!(
-        (&*from_redis.value, from_redis.tier),
+        (from_redis.value(), from_redis.tier()),
         (&age("tls-1", "id_document"), Tier::L2)
     );
 

@@ -53,7 +53,7 @@ pub(super) fn router(m: &HttpMetricsLayer) -> Router<AppState> {
 }
 
 pub(super) fn keyed(state: &AppState) -> Result<&KeyedCaches, ApiError> {
-    state.keyed.as_ref().ok_or(ApiError::KeyedCachesOff)
+    state.keyed.as_deref().ok_or(ApiError::KeyedCachesOff)
 }
 
 /// `x-warmcache-tier`, built once rather than parsed on every answer.
@@ -61,13 +61,13 @@ pub(super) const TIER_HEADER: HeaderName = HeaderName::from_static("x-warmcache-
 
 /// The stored JSON, as it is.
 pub(super) fn json_response<V>(cached: &Cached<V>) -> Response {
-    let mut response = Response::new(Body::from(cached.json.clone()));
+    let mut response = Response::new(Body::from(cached.json().clone()));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let tier = match cached.tier {
+    let tier = match cached.tier() {
         Tier::L1 => "l1",
         Tier::L2 => "l2",
         Tier::Loader => "loader",
@@ -134,7 +134,7 @@ async fn put_age(
     let keyed = keyed(&state)?;
     if record.verified_at.is_none() && record.other.get("verifiedAt").is_none() {
         let stored = stored(&keyed.ages, &id).await;
-        let format = stored.as_ref().and_then(|r| r.verified_at.as_ref());
+        let format = stored.as_ref().and_then(|r| r.value().verified_at.as_ref());
         record.verified_at = Some(now_like(format, keyed.time_format));
     }
     Ok(json_response(&keyed.ages.insert(&id, record).await?))
@@ -180,7 +180,7 @@ async fn put_profile(
     let keyed = keyed(&state)?;
     if profile.updated_at.is_none() && profile.other.get("updatedAt").is_none() {
         let stored = stored(&keyed.profiles, &id).await;
-        let format = stored.as_ref().and_then(|p| p.updated_at.as_ref());
+        let format = stored.as_ref().and_then(|p| p.value().updated_at.as_ref());
         profile.updated_at = Some(now_like(format, keyed.time_format));
     }
     Ok(json_response(&keyed.profiles.insert(&id, profile).await?))
@@ -230,16 +230,11 @@ fn record_body<R: Record>(body: Result<Bytes, BytesRejection>, id: &str) -> Resu
 /// The record stored under `id`, if it can be read. Only the form of its
 /// time depends on it, so a failed read is no reason to refuse the write
 /// (which reports Redis trouble itself).
-async fn stored<V>(cache: &TieredCache<V>, id: &str) -> Option<std::sync::Arc<V>>
+async fn stored<V>(cache: &TieredCache<V>, id: &str) -> Option<Cached<V>>
 where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    cache
-        .get(id)
-        .await
-        .ok()
-        .flatten()
-        .map(|cached| cached.value)
+    cache.get(id).await.ok().flatten()
 }
 
 /// The time of a write, in the form of `existing` if there is one.

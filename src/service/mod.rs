@@ -59,8 +59,9 @@ pub struct AppState {
     pub ttl: Duration,
     /// Data older than this makes `/readyz` answer 503.
     pub max_staleness: Duration,
-    /// The keyed caches; `None` answers their routes with 503.
-    pub keyed: Option<KeyedCaches>,
+    /// The keyed caches; `None` answers their routes with 503. Behind one
+    /// `Arc`, as every request clones the state.
+    pub keyed: Option<Arc<KeyedCaches>>,
 }
 
 /// The three keyed caches of the reference service.
@@ -310,7 +311,7 @@ pub async fn run(
         snapshots,
         ttl: config.refresh.ttl,
         max_staleness: config.max_staleness,
-        keyed: Some(keyed),
+        keyed: Some(Arc::new(keyed)),
     };
 
     let listener = TcpListener::bind(config.listen)

@@ -66,7 +66,7 @@
 //! .await;
 //! cache.insert("c-1", record.clone()).await?;
 //! let hit = cache.get("c-1").await?.expect("just written");
-//! assert_eq!((&*hit.value, hit.tier), (&record, Tier::L1));
+//! assert_eq!((hit.value(), hit.tier()), (&record, Tier::L1));
 //! # Ok(())
 //! # }
 //! ```

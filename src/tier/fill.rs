@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::stats::L2Op;
 use super::stripes::Stripes;
-use super::{CacheError, CacheId, Cached, L1Entry, Tier, TieredCache};
+use super::{CacheError, CacheId, Cached, L1Entry, Stored, Tier, TieredCache};
 use crate::fnv::etag_of;
 use crate::l2::WriteBack;
 
@@ -42,10 +42,9 @@ enum NoEntry<V> {
     Absent,
     Failed(CacheError),
     /// An invalidation of the id happened while the fill ran.
-    /// Boxed, as `Oversize`: an entry is large, and this error is returned often.
-    Overtaken(Box<L1Entry<V>>),
+    Overtaken(L1Entry<V>),
     /// Too big for L1: served to every caller of this fill, kept nowhere.
-    Oversize(Box<L1Entry<V>>),
+    Oversize(L1Entry<V>),
 }
 
 impl<V> TieredCache<V>
@@ -74,7 +73,7 @@ where
                 if self.fits_l1(id, &entry) {
                     Ok(entry)
                 } else {
-                    Err(NoEntry::Oversize(Box::new(entry)))
+                    Err(NoEntry::Oversize(entry))
                 }
             };
             let outcome = self.inner.l1.try_get_with(id.clone(), init).await;
@@ -153,8 +152,8 @@ where
             NoEntry::Failed(CacheError::Loader(error))
         })?;
         let json = encode(&value).map_err(NoEntry::Failed)?;
-        let entry = L1Entry {
-            value: Arc::new(value),
+        let entry = L1Entry::new(Stored {
+            value,
             etag: etag_of(&json),
             json,
             expires_at: self.l1_deadline(None),
@@ -162,7 +161,7 @@ where
             stripe: Stripes::index(id.as_str()),
             fetched_at: Instant::now(),
             origin: Tier::Loader,
-        };
+        });
         // An erasure or update overtook the load: do not write it back.
         let entry = self.unless_overtaken(id, entry)?;
         let Some(redis) = &self.inner.redis else {
@@ -180,7 +179,7 @@ where
                 return self.unless_overtaken(id, entry);
             }
             // Erased while we loaded: the erasure wins, the value goes to the caller only.
-            Ok(WriteBack::Erased) => return Err(NoEntry::Overtaken(Box::new(entry))),
+            Ok(WriteBack::Erased) => return Err(NoEntry::Overtaken(entry)),
             // Another writer stored the key while we loaded: theirs is newer.
             Ok(WriteBack::Exists) => {
                 if let Ok(Some(theirs)) = self.read_l2(id, generation).await {
@@ -213,7 +212,7 @@ where
             .as_ref()
             .is_some_and(|hub| hub.is_listening());
         if read_failed && coherent {
-            Err(NoEntry::Overtaken(Box::new(entry)))
+            Err(NoEntry::Overtaken(entry))
         } else {
             self.unless_overtaken(id, entry)
         }
@@ -223,7 +222,7 @@ where
         if entry.generation == self.inner.stripes.generation(id.as_str()) {
             Ok(entry)
         } else {
-            Err(NoEntry::Overtaken(Box::new(entry)))
+            Err(NoEntry::Overtaken(entry))
         }
     }
 
@@ -272,8 +271,8 @@ where
             Ok(value) => {
                 self.inner.counters.l2_hit();
                 let expires_at = self.l1_deadline(ttl);
-                Ok(Some(L1Entry {
-                    value: Arc::new(value),
+                Ok(Some(L1Entry::new(Stored {
+                    value,
                     etag: etag_of(&json),
                     json,
                     expires_at,
@@ -281,7 +280,7 @@ where
                     stripe: Stripes::index(id.as_str()),
                     fetched_at: Instant::now(),
                     origin: Tier::L2,
-                }))
+                })))
             }
             Err(e) => {
                 self.inner.counters.corrupt();

@@ -44,7 +44,7 @@ impl JobsService {
             snapshots: SnapshotCache::new(Mode::Mock),
             ttl: Duration::from_secs(30),
             max_staleness: Duration::from_secs(120),
-            keyed: Some(keyed),
+            keyed: Some(std::sync::Arc::new(keyed)),
         });
         let follower = Some(jobs.start_follower(FollowerOptions::default()));
         Self {

@@ -85,7 +85,7 @@ pub fn hit<V: Clone + Debug>(
     result: Result<Option<Cached<V>>, CacheError>,
 ) -> (V, Tier) {
     match result {
-        Ok(Some(cached)) => ((*cached.value).clone(), cached.tier),
+        Ok(Some(cached)) => (cached.value().clone(), cached.tier()),
         other => panic!("{what}: expected a hit, got {other:?}"),
     }
 }

@@ -59,7 +59,7 @@ impl Instance {
     pub async fn cached(&self, id: &str, method: &str) {
         eventually(&format!("{id} = {method} served from L1"), || async {
             let got = self.ages.get(id).await;
-            matches!(got, Ok(Some(c)) if c.tier == Tier::L1 && c.value.method.as_deref() == Some(method))
+            matches!(got, Ok(Some(c)) if c.tier() == Tier::L1 && c.value().method.as_deref() == Some(method))
         })
         .await;
     }
@@ -68,7 +68,7 @@ impl Instance {
     pub async fn reads(&self, id: &str, method: Option<&str>) {
         eventually(&format!("{id} to read {method:?}"), || async {
             match self.ages.get(id).await {
-                Ok(found) => found.and_then(|c| c.value.method.clone()).as_deref() == method,
+                Ok(found) => found.and_then(|c| c.value().method.clone()).as_deref() == method,
                 Err(_) => false,
             }
         })

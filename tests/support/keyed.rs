@@ -31,7 +31,7 @@ pub fn router_with(keyed: KeyedCaches) -> Router {
         snapshots: SnapshotCache::new(Mode::Mock),
         ttl: Duration::from_secs(30),
         max_staleness: Duration::from_secs(120),
-        keyed: Some(keyed),
+        keyed: Some(std::sync::Arc::new(keyed)),
     })
 }
 
