@@ -152,7 +152,7 @@ where
             NoEntry::Failed(CacheError::Loader(error))
         })?;
         let json = encode(&value).map_err(NoEntry::Failed)?;
-        let entry = L1Entry::new(Stored {
+        let entry = Arc::new(Stored {
             value,
             etag: etag_of(&json),
             json,
@@ -271,7 +271,7 @@ where
             Ok(value) => {
                 self.inner.counters.l2_hit();
                 let expires_at = self.l1_deadline(ttl);
-                Ok(Some(L1Entry::new(Stored {
+                Ok(Some(Arc::new(Stored {
                     value,
                     etag: etag_of(&json),
                     json,
