@@ -1,8 +1,9 @@
 //! HTTP request metrics: count by route template and status class, latency by route.
 //!
-//! Handles for every route are registered when the router is built, so a
-//! request costs a scan of the route templates (no hashing, no
-//! allocation) and two atomic updates.
+//! Handles for every route are registered when the router is built, and
+//! each route's handler is wrapped knowing its template, so a request costs
+//! no lookup, no allocation and two atomic updates (the fallbacks alone look
+//! at the request's `MatchedPath`).
 //!
 //! The metrics wrap each handler ([`HttpMetricsLayer::timed`]) rather than
 //! the router (`Router::layer`): a router layer puts one more boxed service
@@ -81,27 +82,30 @@ impl HttpMetrics {
         Self { routes }
     }
 
-    /// The index of the request's route: a scan of ten short strings,
-    /// cheaper than hashing the template.
+    /// The index of a route template: [`ROUTES`] in order, `other` when
+    /// it is missing there.
+    fn index(template: &str) -> usize {
+        ROUTES
+            .iter()
+            .position(|route| *route == template)
+            .unwrap_or(ROUTES.len() + 1)
+    }
+
+    /// The index of the request's route, for the fallbacks: `unmatched`
+    /// when no route took the request.
     fn route(matched: Option<&MatchedPath>) -> usize {
         match matched {
             None => ROUTES.len(),
-            Some(path) => {
-                let path = path.as_str();
-                ROUTES
-                    .iter()
-                    .position(|route| *route == path)
-                    .unwrap_or(ROUTES.len() + 1)
-            }
+            Some(path) => Self::index(path.as_str()),
         }
     }
 }
 
 /// The handles, shared by every wrapped handler: each request is timed,
-/// and its status class counted under its route template (`MatchedPath`,
-/// which axum sets before it calls the handler; none for the fallback). A
-/// request costs no allocation here, one clock read at each end and two
-/// atomic updates.
+/// and its status class counted under its route template (the one it was
+/// wrapped with; for a fallback, `MatchedPath`, which axum sets before it
+/// calls the handler). A request costs no allocation here, one clock read
+/// at each end and two atomic updates.
 #[derive(Clone)]
 pub(crate) struct HttpMetricsLayer {
     metrics: Arc<HttpMetrics>,
@@ -115,12 +119,25 @@ impl HttpMetricsLayer {
         }
     }
 
-    /// `handler`, counted and timed. Wrap every handler of the router,
-    /// fallbacks included.
-    pub(crate) fn timed<H>(&self, handler: H) -> Timed<H> {
+    /// `handler` of the route `template`, counted and timed under it.
+    /// Wrap every handler of the router with this, or, for the fallbacks,
+    /// with [`Self::fallback`].
+    pub(crate) fn timed<H>(&self, template: &'static str, handler: H) -> Timed<H> {
         Timed {
             handler,
             metrics: Arc::clone(&self.metrics),
+            route: Some(HttpMetrics::index(template)),
+        }
+    }
+
+    /// A fallback `handler`, counted and timed under the route the request
+    /// matched (`MatchedPath`, set for a method no route allows), or
+    /// `unmatched`.
+    pub(crate) fn fallback<H>(&self, handler: H) -> Timed<H> {
+        Timed {
+            handler,
+            metrics: Arc::clone(&self.metrics),
+            route: None,
         }
     }
 }
@@ -130,6 +147,8 @@ impl HttpMetricsLayer {
 pub(crate) struct Timed<H> {
     handler: H,
     metrics: Arc<HttpMetrics>,
+    /// The route's index, known when it was wrapped; `None` for a fallback.
+    route: Option<usize>,
 }
 
 impl<H, T, S> Handler<T, S> for Timed<H>
@@ -140,7 +159,10 @@ where
     type Future = TimedFuture<H::Future>;
 
     fn call(self, request: Request, state: S) -> Self::Future {
-        let route = HttpMetrics::route(request.extensions().get::<MatchedPath>());
+        let matched = || HttpMetrics::route(request.extensions().get::<MatchedPath>());
+        // A handler wrapped under the wrong template would count under it.
+        debug_assert!(self.route.is_none_or(|route| route == matched()));
+        let route = self.route.unwrap_or_else(matched);
         TimedFuture {
             started: Instant::now(),
             inner: self.handler.call(request, state),

@@ -53,10 +53,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
 pub(super) fn router(m: &HttpMetricsLayer) -> Router<AppState> {
-    Router::new().route(
-        "/jobs/{job_id}",
-        get(m.timed(get_job)).put(m.timed(put_job)),
-    )
+    const JOB: &str = "/jobs/{job_id}";
+    Router::new().route(JOB, get(m.timed(JOB, get_job)).put(m.timed(JOB, put_job)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -35,20 +35,23 @@ use crate::tier::{Cached, Tier, TieredCache};
 /// small, and a body over it is refused (400) before it is parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+const AGE: &str = "/age-verification/{customer_id}";
+const PROFILE: &str = "/customers/{customer_id}/profile";
+
 pub(super) fn router(m: &HttpMetricsLayer) -> Router<AppState> {
     let limit = || DefaultBodyLimit::max(MAX_BODY_BYTES);
     Router::new()
         // The body limit wraps the PUTs alone: a GET, the hot path, runs
         // through no layer of its own.
         .route(
-            "/age-verification/{customer_id}",
-            get(m.timed(get_age))
-                .put(m.timed(put_age.layer(limit())))
-                .delete(m.timed(delete_age)),
+            AGE,
+            get(m.timed(AGE, get_age))
+                .put(m.timed(AGE, put_age.layer(limit())))
+                .delete(m.timed(AGE, delete_age)),
         )
         .route(
-            "/customers/{customer_id}/profile",
-            get(m.timed(get_profile)).put(m.timed(put_profile.layer(limit()))),
+            PROFILE,
+            get(m.timed(PROFILE, get_profile)).put(m.timed(PROFILE, put_profile.layer(limit()))),
         )
 }
 

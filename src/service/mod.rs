@@ -131,16 +131,28 @@ pub fn app(state: AppState) -> Router {
     // Every handler, fallbacks included, counted and timed.
     let m = http_metrics::HttpMetricsLayer::register();
     Router::new()
-        .route("/dashboard", get(m.timed(snapshot_routes::dashboard)))
-        .route("/historical", get(m.timed(snapshot_routes::historical)))
-        .route("/products", get(m.timed(snapshot_routes::products)))
-        .route("/snapshot", get(m.timed(snapshot_routes::status)))
-        .route("/healthz", get(m.timed(health::healthz)))
-        .route("/readyz", get(m.timed(health::readyz)))
+        .route(
+            "/dashboard",
+            get(m.timed("/dashboard", snapshot_routes::dashboard)),
+        )
+        .route(
+            "/historical",
+            get(m.timed("/historical", snapshot_routes::historical)),
+        )
+        .route(
+            "/products",
+            get(m.timed("/products", snapshot_routes::products)),
+        )
+        .route(
+            "/snapshot",
+            get(m.timed("/snapshot", snapshot_routes::status)),
+        )
+        .route("/healthz", get(m.timed("/healthz", health::healthz)))
+        .route("/readyz", get(m.timed("/readyz", health::readyz)))
         .merge(keyed_routes::router(&m))
         .merge(job_routes::router(&m))
-        .fallback(m.timed(not_found))
-        .method_not_allowed_fallback(m.timed(method_not_allowed))
+        .fallback(m.fallback(not_found))
+        .method_not_allowed_fallback(m.fallback(method_not_allowed))
         .with_state(state)
 }
 

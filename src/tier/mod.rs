@@ -132,22 +132,28 @@ impl<V: std::fmt::Debug> std::fmt::Debug for Cached<V> {
 type L1Entry<V> = Arc<Stored<V>>;
 
 /// What an L1 entry holds.
+///
+/// `repr(C)` keeps declaration order: what an L1 hit reads (the deadline,
+/// the generation, the stripe and the JSON handle) comes first, next to the
+/// `Arc`'s counts, so that over many ids a hit touches one or two cold
+/// cache lines of the entry rather than fields scattered after the value.
 #[derive(Debug)]
+#[repr(C)]
 struct Stored<V> {
-    value: V,
-    json: Bytes,
-    /// [`Cached::etag`] of `json`.
-    etag: HeaderValue,
     /// On tokio's clock; never later than the Redis key's expiry.
     expires_at: Instant,
     /// The id's invalidation generation when the fill began.
     generation: u64,
     /// The id's stripe ([`Stripes::index`]), so a hit does not hash the id.
     stripe: usize,
+    json: Bytes,
+    /// [`Cached::etag`] of `json`.
+    etag: HeaderValue,
     /// When the value was read (from Redis or the loader).
     fetched_at: Instant,
     /// The tier it was filled from.
     origin: Tier,
+    value: V,
 }
 
 impl<V> Stored<V> {
