@@ -3,7 +3,8 @@
 //! client (`redis-cli -c`). Changes on every primary reach both L1s; a
 //! killed primary is replaced and reads, writes and invalidations recover by
 //! themselves; an erasure made during the failover stays final; a migrated
-//! slot serves no stale read.
+//! slot serves no stale read; own writes go to their primary's tracking
+//! connection and stay cached.
 //!
 //! Real sockets, so the real clock: waits are bounded polls that fail with a
 //! message; the recovery time is printed (it is reported, not asserted).
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use support::cluster::{RedisCluster, cli};
 use support::instance::{Instance, eventually, key, own_writes_and_erasure_reach};
-use warmcache::Tier;
 use warmcache::records::AgeVerification;
+use warmcache::{InvalidationOptions, Tier};
 
 fn record(customer: &str, method: &str) -> AgeVerification {
     support::age_record(customer, method)
@@ -83,6 +84,132 @@ async fn changes_on_every_primary_reach_both_l1s() {
     assert_eq!(cluster.slot(&tombstone), cluster.slot(&key(erased)));
     assert_eq!(cluster.foreign(&["EXISTS", &tombstone]), "1");
     assert_eq!(cluster.foreign(&["EXISTS", &key(erased)]), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_writes_on_every_primary_stay_cached() {
+    let cluster = RedisCluster::start();
+    let a = Instance::start(&cluster.config()).await;
+    let primaries: Vec<u16> = cluster
+        .primaries()
+        .into_iter()
+        .map(|(_, port, _)| port)
+        .collect();
+    let mine: Vec<String> = primaries
+        .iter()
+        .map(|port| id_on(&cluster, *port, "mine"))
+        .collect();
+    for id in &mine {
+        a.ages.insert(id, record(id, "mine")).await.expect("insert");
+    }
+    // A foreign write after ours on each primary: on that primary's
+    // tracking connection its push comes after any push of ours.
+    for port in &primaries {
+        foreign_set(&cluster, &id_on(&cluster, *port, "theirs"), "x");
+    }
+    let foreign = u64::try_from(primaries.len()).expect("few");
+    eventually("the foreign writes' pushes", || async {
+        a.ages.stats().remote_invalidations >= foreign
+    })
+    .await;
+    for id in &mine {
+        let got = a.ages.get(id).await.expect("reads").expect("present");
+        assert_eq!(
+            (got.tier(), got.value().method.as_deref()),
+            (Tier::L1, Some("mine")),
+            "{id}: our own write did not evict itself"
+        );
+    }
+    assert_eq!(
+        a.ages.stats().remote_invalidations,
+        foreign,
+        "no push of our own writes (NOLOOP on each primary)"
+    );
+}
+
+/// How many `name` errors (`MOVED`, `ASK`) the node `port` has answered.
+fn errors_answered(port: u16, name: &str) -> u64 {
+    let stats = cli(port, &["INFO", "errorstats"]);
+    let prefix = format!("errorstat_{name}:count=");
+    stats
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+        .map_or(0, |count| count.parse().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_a_moving_or_moved_slot_are_redirected_and_land() {
+    let cluster = RedisCluster::start();
+    // The listener polls the topology once per PING interval: 10 s here, so
+    // the instance still routes its writes by the old slot map.
+    let a = Instance::start_with(
+        &cluster.config(),
+        InvalidationOptions {
+            grace: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(10),
+            ..InvalidationOptions::default()
+        },
+    )
+    .await;
+    let id = "redirected";
+    let (from, slot) = (cluster.primary_of(&key(id)), cluster.slot(&key(id)));
+    let to = cluster
+        .primaries()
+        .into_iter()
+        .map(|(_, port, _)| port)
+        .find(|port| *port != from)
+        .expect("another primary");
+    foreign_set(&cluster, id, "v1");
+    a.cached(id, "v1").await;
+
+    // Mid-migration, the key already moved: the old owner answers ASK.
+    let node_id = |port| cli(port, &["CLUSTER", "MYID"]);
+    let slot_arg = slot.to_string();
+    cli(
+        to,
+        &["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &node_id(from)],
+    );
+    cli(
+        from,
+        &["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &node_id(to)],
+    );
+    let to_port = to.to_string();
+    let migrated = cli(
+        from,
+        &["MIGRATE", "127.0.0.1", &to_port, &key(id), "0", "5000"],
+    );
+    assert_eq!(migrated, "OK");
+    let asked = errors_answered(from, "ASK");
+    a.ages
+        .insert(id, record(id, "v2"))
+        .await
+        .expect("insert mid-migration");
+    assert!(
+        errors_answered(from, "ASK") > asked,
+        "the write went to the old owner first"
+    );
+
+    // Migrated: the old owner answers MOVED.
+    for port in cluster.primaries().into_iter().map(|(_, port, _)| port) {
+        cli(
+            port,
+            &["CLUSTER", "SETSLOT", &slot_arg, "NODE", &node_id(to)],
+        );
+    }
+    let moved = errors_answered(from, "MOVED");
+    a.ages
+        .insert(id, record(id, "v3"))
+        .await
+        .expect("insert after migration");
+    assert!(
+        errors_answered(from, "MOVED") > moved,
+        "the write went to the old owner first"
+    );
+    assert!(
+        cli(to, &["GET", &key(id)]).contains("v3"),
+        "it landed on the new owner"
+    );
+    a.reads(id, Some("v3")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

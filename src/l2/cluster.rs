@@ -136,6 +136,11 @@ pub(crate) struct Topology {
 }
 
 impl Topology {
+    /// Each slot range (first, last) and the primary serving it, sorted.
+    pub(crate) fn ranges(&self) -> &[(u16, u16, Node)] {
+        &self.ranges
+    }
+
     /// The primaries, each once, in address order.
     pub(crate) fn primaries(&self) -> Vec<Node> {
         let mut nodes: Vec<Node> = self.ranges.iter().map(|(_, _, n)| n.clone()).collect();
@@ -211,9 +216,22 @@ pub(crate) fn tombstone_key(key: &str, cluster: bool) -> String {
 
 /// Whether `key` has a non-empty `{...}` hash tag.
 fn has_hash_tag(key: &str) -> bool {
-    key.find('{')
-        .and_then(|open| key[open + 1..].find('}'))
-        .is_some_and(|len| len > 0)
+    hash_tag(key).is_some()
+}
+
+/// The part of `key` that decides its slot: the text between its first `{`
+/// and the next `}`, when that is not empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let len = key[open + 1..].find('}')?;
+    (len > 0).then(|| &key[open + 1..open + 1 + len])
+}
+
+/// The cluster slot of `key`, as Redis computes it: CRC16 (XMODEM) of its
+/// hash tag, or of the whole key, modulo 16384.
+pub(crate) fn slot_of(key: &str) -> u16 {
+    let hashed = hash_tag(key).unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(hashed.as_bytes()) % 16384
 }
 
 #[cfg(test)]
@@ -244,6 +262,25 @@ mod tests {
             tombstone_key("customer_profile:c1", false),
             "warmcache:erased:customer_profile:c1"
         );
+    }
+
+    #[test]
+    fn slots_are_computed_as_redis_computes_them() {
+        for key in [
+            "customer_profile:c1",
+            "age_verification:cust-42",
+            "reasoning_job:j.9_x",
+            "tagged:{user7}:x",
+            "{}empty-tag",
+            "{a}{b}",
+            "open{only",
+            "",
+        ] {
+            assert_eq!(Slot::new(slot_of(key)), Some(Slot::for_key(key)), "{key:?}");
+        }
+        // Redis's own examples (cluster specification): "123456789" is 0x31C3.
+        assert_eq!(slot_of("123456789"), 0x31C3);
+        assert_eq!(slot_of("{user1000}.following"), slot_of("user1000"));
     }
 
     #[test]

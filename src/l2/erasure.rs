@@ -100,7 +100,7 @@ impl RedisHandle {
         let (tombstone, replicas) = (tombstone.as_str(), settings.replicas);
         let timeout = self.inner.op_timeout + settings.wait * u32::from(replicas > 0);
         let confirmed: i64 = self
-            .run_on(true, timeout, |mut c| async move {
+            .run_on(Some(key), timeout, |mut c| async move {
                 let mut pipe = redis::pipe();
                 pipe.cmd("EVAL")
                     .arg(ERASE)
@@ -136,7 +136,7 @@ impl RedisHandle {
         let tombstone = super::cluster::tombstone_key(key, self.inner.erasure.cluster);
         let tombstone = tombstone.as_str();
         let reply: Value = self
-            .write(|mut c| async move {
+            .write(key, |mut c| async move {
                 redis::cmd("EVAL")
                     .arg(WRITE_BACK)
                     .arg(2)

@@ -34,6 +34,32 @@ pub(crate) trait InvalidationTarget: Send + Sync {
     fn invalidate_all(&self);
 }
 
+/// Where this instance's writes go so that their pushes do not come back:
+/// the tracking connections, which track with `NOLOOP`.
+pub(crate) enum WriteRoute {
+    /// Standalone or Sentinel: the one tracking connection.
+    One(MultiplexedConnection),
+    /// Cluster: each slot range (first, last) and its primary's tracking
+    /// connection, sorted by first slot.
+    BySlot(Vec<(u16, u16, MultiplexedConnection)>),
+}
+
+impl WriteRoute {
+    /// The connection for a write of `key`: in a cluster, the one to the
+    /// primary of `key`'s slot (none if no tracked primary serves it).
+    fn connection_for(&self, key: &str) -> Option<&MultiplexedConnection> {
+        match self {
+            Self::One(connection) => Some(connection),
+            Self::BySlot(ranges) => {
+                let slot = super::cluster::slot_of(key);
+                let after = ranges.partition_point(|(first, _, _)| *first <= slot);
+                let (_, last, connection) = ranges.get(after.checked_sub(1)?)?;
+                (slot <= *last).then_some(connection)
+            }
+        }
+    }
+}
+
 /// How invalidations reach this instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -65,8 +91,8 @@ pub(crate) struct Hub {
     reconnect: AtomicBool,
     /// Wakes the listener after a registration or a reconnect request.
     wake: Notify,
-    /// The tracking connection (`NOLOOP`), for this instance's writes.
-    write_connection: ArcSwapOption<MultiplexedConnection>,
+    /// The tracking connections (`NOLOOP`), for this instance's writes.
+    write_route: ArcSwapOption<WriteRoute>,
     origin: Instant,
     remote_invalidations: AtomicU64,
     /// `warmcache_invalidation_connected`.
@@ -95,7 +121,7 @@ impl Hub {
             registrations: AtomicU64::new(0),
             reconnect: AtomicBool::new(false),
             wake: Notify::new(),
-            write_connection: ArcSwapOption::empty(),
+            write_route: ArcSwapOption::empty(),
             origin: Instant::now(),
             remote_invalidations: AtomicU64::new(0),
             connected_gauge: crate::metrics::invalidation_connected(),
@@ -181,15 +207,11 @@ impl Hub {
             .then(|| Duration::from_millis(self.fallback_l1_ttl_ms.load(Ordering::Acquire)))
     }
 
-    /// The listener is connected in `mode`; `connection` takes this
+    /// The listener is connected in `mode`; `writes` takes this
     /// instance's writes (tracking with `NOLOOP`), if any.
-    pub(crate) fn connected(
-        &self,
-        mode: InvalidationMode,
-        connection: Option<MultiplexedConnection>,
-    ) {
+    pub(crate) fn connected(&self, mode: InvalidationMode, writes: Option<WriteRoute>) {
         self.mode.store(mode as u8, Ordering::Release);
-        self.write_connection.store(connection.map(Arc::new));
+        self.write_route.store(writes.map(Arc::new));
         self.connected.store(true, Ordering::Release);
         self.connected_gauge.set(1.0);
     }
@@ -197,7 +219,7 @@ impl Hub {
     /// The listener lost its connection. The lease is left to lapse by
     /// itself: it already ends at most `grace` after the last answered PING.
     pub(crate) fn disconnected(&self) {
-        self.write_connection.store(None);
+        self.write_route.store(None);
         self.connected.store(false, Ordering::Release);
         self.connected_gauge.set(0.0);
     }
@@ -232,15 +254,19 @@ impl Hub {
         self.ns_since_origin(now) < self.lease_until_ns.load(Ordering::Acquire)
     }
 
-    /// The connection this instance's writes should use, if the listener
-    /// tracks with `NOLOOP` right now.
-    pub(crate) fn write_connection(&self) -> Option<MultiplexedConnection> {
-        self.write_connection.load().as_deref().cloned()
+    /// The connection a write of `key` should use, if the listener tracks
+    /// with `NOLOOP` right now (in a cluster: on `key`'s primary).
+    pub(crate) fn write_connection(&self, key: &str) -> Option<MultiplexedConnection> {
+        self.write_route
+            .load()
+            .as_deref()?
+            .connection_for(key)
+            .cloned()
     }
 
     /// The server answered as a replica: the listener must reconnect.
     pub(crate) fn request_reconnect(&self) {
-        self.write_connection.store(None);
+        self.write_route.store(None);
         self.reconnect.store(true, Ordering::Release);
         self.wake.notify_one();
     }

@@ -352,7 +352,7 @@ impl RedisHandle {
         ttl: Duration,
     ) -> Result<(), L2Error> {
         let seconds = ttl.as_secs().max(1);
-        self.write(|mut c| async move {
+        self.write(key, |mut c| async move {
             redis::cmd("SETEX")
                 .arg(key)
                 .arg(seconds)

@@ -22,25 +22,28 @@ impl RedisHandle {
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        self.run_on(false, self.inner.op_timeout, op).await
+        self.run_on(None, self.inner.op_timeout, op).await
     }
 
-    /// Runs one write, on the tracking connection (`NOLOOP`) when the
-    /// listener has one, else on the main connection.
-    pub(super) async fn write<T, F, Fut>(&self, op: F) -> Result<T, L2Error>
+    /// Runs one write of `key`, on the tracking connection (`NOLOOP`; in a
+    /// cluster, the one to `key`'s primary) when the listener has one, else
+    /// on the main or cluster connection.
+    pub(super) async fn write<T, F, Fut>(&self, key: &str, op: F) -> Result<T, L2Error>
     where
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        self.run_on(true, self.inner.op_timeout, op).await
+        self.run_on(Some(key), self.inner.op_timeout, op).await
     }
 
-    /// Runs one operation through the breaker and under `timeout`; retries
-    /// `LOADING` a bounded number of times; a `READONLY` or `MOVED` answer
-    /// replaces the connections.
+    /// Runs one operation (a write of the key `write`, or a read) through
+    /// the breaker and under `timeout`; retries `LOADING` a bounded number
+    /// of times; a `READONLY` or `MOVED` answer replaces the connections,
+    /// except in a cluster, where a write the node redirects is sent again
+    /// on the cluster connection.
     pub(super) async fn run_on<T, F, Fut>(
         &self,
-        write: bool,
+        write: Option<&str>,
         timeout: Duration,
         op: F,
     ) -> Result<T, L2Error>
@@ -49,6 +52,9 @@ impl RedisHandle {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let mut tries = 0;
+        // Cleared when a cluster node redirected a write on its tracking
+        // connection: the write goes again on the cluster connection.
+        let mut write_route = write;
         loop {
             tries += 1;
             let Some(permit) = self.inner.breaker.try_acquire() else {
@@ -67,18 +73,27 @@ impl RedisHandle {
             };
             let remaining = timeout.saturating_sub(started.elapsed());
             let conn = match (
-                write.then(|| self.inner.hub.write_connection()).flatten(),
+                write_route.and_then(|key| self.inner.hub.write_connection(key)),
                 &self.inner.cluster,
             ) {
                 (Some(tracking), _) => Conn::Tracking(tracking),
                 (None, Some(cluster)) => Conn::Cluster(cluster.clone()),
                 (None, None) => Conn::Main(main.manager.clone()),
             };
+            let on_node = matches!(conn, Conn::Tracking(_)) && self.inner.cluster.is_some();
             let outcome = tokio::time::timeout(remaining, op(conn)).await;
             let error = match outcome {
                 Ok(Ok(value)) => {
                     permit.success();
                     return Ok(value);
+                }
+                Ok(Err(e)) if on_node && is_redirect(&e) => {
+                    // The node is up; the slot is elsewhere (or moving), or
+                    // the node was demoted. Nothing was written.
+                    permit.success();
+                    tracing::debug!(error = %e, "cluster node redirected a write; sending it on the cluster connection");
+                    write_route = None;
+                    continue;
                 }
                 // The manager's response timeout is also `op_timeout` and usually
                 // fires first, as an I/O "timed out" error: the same event as ours.
@@ -132,6 +147,18 @@ impl RedisHandle {
             tracing::warn!(endpoint = %self.inner.endpoint, "redis answered as a replica (failover?); reconnecting");
         }
     }
+}
+
+/// A cluster node's answer that the write belongs elsewhere: `MOVED`,
+/// `ASK` (the slot is migrating) or `READONLY` (the node is a replica now).
+fn is_redirect(e: &RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::ReadOnly
+        )
+    )
 }
 
 /// The main connection and how many times it was replaced.

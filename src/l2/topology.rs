@@ -7,6 +7,14 @@
 //! per-primary leases: a key lives on one primary, so L1 may be served only
 //! while every primary's pushes are known to be applied.
 //!
+//! This instance's writes go to the primary of their key's slot on that
+//! primary's tracking connection, so `NOLOOP` keeps their pushes from
+//! evicting what the write just installed, as in standalone mode. A write
+//! the node redirects (`MOVED`, `ASK`: a slot moved or is moving) or
+//! refuses as a replica (`READONLY`) is sent again on the cluster
+//! connection, which follows redirects; its push then comes back (safe: the
+//! copy is re-read).
+//!
 //! The topology (`CLUSTER SLOTS`) is compared with the one tracked at every
 //! PING interval. A change (a failover, a node added or removed, a slot
 //! migrated) withdraws the lease at once and tracking starts again on the
@@ -26,8 +34,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::{ClusterClients, Topology, fetch_topology};
-use super::hub::{Hub, InvalidationMode};
-use super::session::connect_resp3;
+use super::hub::{Hub, InvalidationMode, WriteRoute};
+use super::session::{Session, connect_resp3};
 use super::tracking::{InvalidationOptions, Lost, listen, wait};
 
 type Ending<'a> = Pin<Box<dyn Future<Output = Lost> + Send + 'a>>;
@@ -114,9 +122,12 @@ pub(super) async fn run_cluster(
         } else {
             InvalidationMode::PubSub
         };
-        // Own writes go through the cluster connection, not NOLOOP, so they
-        // come back as pushes: safe, the L1 copy is dropped and re-read.
-        hub.connected(mode, None);
+        // Own writes go to their slot's primary on its tracking connection,
+        // whose NOLOOP keeps their pushes from dropping what they installed.
+        let writes = (mode == InvalidationMode::Tracking)
+            .then(|| slot_writes(&topology, &sessions))
+            .flatten();
+        hub.connected(mode, writes);
         metrics.tracked(sessions.len());
         tracing::info!(primaries = sessions.len(), mode = ?mode, "invalidation listener tracks every cluster primary");
 
@@ -150,6 +161,18 @@ pub(super) async fn run_cluster(
             ),
         }
     }
+}
+
+/// Each slot range's primary's tracking connection (`sessions` are in
+/// [`Topology::primaries`] order); none unless every range has one.
+fn slot_writes(topology: &Topology, sessions: &[Session]) -> Option<WriteRoute> {
+    let primaries = topology.primaries();
+    let mut ranges = Vec::with_capacity(topology.ranges().len());
+    for (first, last, node) in topology.ranges() {
+        let session = sessions.get(primaries.binary_search(node).ok()?)?;
+        ranges.push((*first, *last, session.tracking_connection()?));
+    }
+    Some(WriteRoute::BySlot(ranges))
 }
 
 /// Polls the topology every PING interval; ends (withdrawing the lease at

@@ -51,7 +51,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::hub::{Hub, InvalidationMode};
+use super::hub::{Hub, InvalidationMode, WriteRoute};
 use super::push::apply;
 use super::session::{Pong, Session, connect_resp2, connect_resp3, refuses_resp3};
 
@@ -261,7 +261,10 @@ async fn run(
         if !hub.renew(session.since, options.grace, epoch) || !current() {
             continue;
         }
-        hub.connected(session.mode, session.tracking_connection());
+        hub.connected(
+            session.mode,
+            session.tracking_connection().map(WriteRoute::One),
+        );
         if !current() {
             // The primary changed meanwhile: no write may go to this one.
             hub.disconnected();

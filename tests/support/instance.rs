@@ -34,15 +34,24 @@ pub struct Instance {
 impl Instance {
     /// Starts one and waits until its listener tracks (and L1 is trusted).
     pub async fn start(config: &RedisConfig) -> Self {
+        Self::start_with(
+            config,
+            InvalidationOptions {
+                grace: GRACE,
+                ..InvalidationOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// [`Instance::start`] with the listener's `options`.
+    pub async fn start_with(config: &RedisConfig, options: InvalidationOptions) -> Self {
         let redis = RedisHandle::connect_lazy(config).expect("valid settings");
         let ages = TieredCache::builder(AGE_VERIFICATION)
             .redis(redis.clone())
             .build()
             .expect("cache");
-        let listener = redis.start_invalidation(InvalidationOptions {
-            grace: GRACE,
-            ..InvalidationOptions::default()
-        });
+        let listener = redis.start_invalidation(options);
         let instance = Self {
             ages,
             redis,
