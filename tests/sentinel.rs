@@ -325,3 +325,66 @@ async fn no_reachable_sentinel_is_a_bounded_connection_error() {
     config.sentinels.clear();
     assert!(warmcache::RedisHandle::connect_lazy(&config).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_passwords_each_side_gets_its_own_and_a_failover_is_followed() {
+    let (data, sentinel) = ("data-secret", "sentinel-secret");
+    let set = SentinelSet::start_with_passwords(Some(data), Some(sentinel));
+    let mut config = set.config();
+    config.password = Some(warmcache::Secret::new(data));
+    config.sentinel_password = Some(warmcache::Secret::new(sentinel));
+    let (a, b) = (
+        Instance::start(&config).await,
+        Instance::start(&config).await,
+    );
+    let set_on = |port: u16, id: &str, method: &str| {
+        let reply = set.node_cli(
+            port,
+            &["SET", &key(id), &record_json(id, method), "EX", "600"],
+        );
+        assert_eq!(reply, "OK");
+    };
+    let primary = set.primary();
+    let ids: Vec<String> = (0..3).map(|i| format!("pw{i}")).collect();
+    for id in &ids {
+        set_on(primary, id, "v1");
+    }
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.cached(id, "v1").await;
+        }
+    }
+
+    set.failover();
+    let new = set.wait_switched_from(primary);
+    let mut n = 0_u32;
+    eventually("a write to reach the new primary", || {
+        n += 1;
+        let method = format!("after-{n}");
+        let (ages, set, id) = (&a.ages, &set, &ids[0]);
+        async move {
+            ages.insert(id, record(id, &method)).await.is_ok()
+                && set.node_cli(new, &["GET", &key(id)]).contains(&method)
+        }
+    })
+    .await;
+    set_on(new, &ids[1], "v2");
+    for instance in [&a, &b] {
+        instance.reads(&ids[1], Some("v2")).await;
+        instance.cached(&ids[1], "v2").await;
+    }
+
+    // The wrong sentinel password: a bounded error that does not show it.
+    let mut wrong = set.config();
+    wrong.password = Some(warmcache::Secret::new(data));
+    wrong.sentinel_password = Some(warmcache::Secret::new("not-the-password"));
+    let redis = warmcache::RedisHandle::connect_lazy(&wrong).expect("valid settings");
+    let started = Instant::now();
+    let error = redis.ping().await.expect_err("no sentinel lets us in");
+    assert!(started.elapsed() < Duration::from_secs(3), "bounded");
+    let shown = format!("{error} {error:?}");
+    assert!(
+        !shown.contains("not-the-password") && !shown.contains(data),
+        "{shown}"
+    );
+}

@@ -25,7 +25,17 @@ pub struct RedisCluster {
 /// # Panics
 /// When redis-cli cannot run or exits with an error.
 pub fn cli(port: u16, args: &[&str]) -> String {
-    let output = Command::new("redis-cli")
+    cli_auth(port, None, args)
+}
+
+/// [`cli`], authenticated with `password` when given (passed in the
+/// environment, `REDISCLI_AUTH`, not on the command line).
+pub fn cli_auth(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let mut command = Command::new("redis-cli");
+    if let Some(password) = password {
+        command.env("REDISCLI_AUTH", password);
+    }
+    let output = command
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()

@@ -9,6 +9,7 @@ use warmcache::RedisConfig;
 
 use super::RedisServer;
 pub use super::cluster::cli;
+use super::cluster::cli_auth;
 
 /// The name the sentinels monitor the primary under.
 pub const MASTER: &str = "mymaster";
@@ -19,26 +20,52 @@ pub struct SentinelSet {
     pub nodes: Vec<RedisServer>,
     /// Three sentinels.
     pub sentinels: Vec<RedisServer>,
+    /// The data nodes' `requirepass` (and `masterauth`), if any.
+    pub data_password: Option<String>,
+    /// The sentinels' own `requirepass`, if any.
+    pub sentinel_password: Option<String>,
 }
 
 impl SentinelSet {
     /// Starts the primary, its replica (once in sync) and three sentinels;
     /// returns once every sentinel knows the replica and the other two.
     pub fn start() -> Self {
-        let primary = RedisServer::start();
+        Self::start_with_passwords(None, None)
+    }
+
+    /// [`SentinelSet::start`] with passwords: `data` on the primary and the
+    /// replica (which the sentinels are given with `auth-pass`), `sentinel`
+    /// on the sentinels (which they give each other with `sentinel-pass`).
+    pub fn start_with_passwords(data: Option<&str>, sentinel: Option<&str>) -> Self {
+        let auth: Vec<&str> = data
+            .map(|pw| vec!["--requirepass", pw, "--masterauth", pw])
+            .unwrap_or_default();
+        let primary = RedisServer::start_with(&auth);
         let port = primary.port().to_string();
-        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+        let mut replica_args = vec!["--replicaof", "127.0.0.1", &port];
+        replica_args.extend(&auth);
+        let replica = RedisServer::start_with(&replica_args);
         let set = Self {
             nodes: vec![primary, replica],
             sentinels: Vec::new(),
+            data_password: data.map(str::to_owned),
+            sentinel_password: sentinel.map(str::to_owned),
         };
         set.wait_replicas_in_sync();
-        let config = format!(
+        let mut config = format!(
             "sentinel resolve-hostnames no\n\
              sentinel monitor {MASTER} 127.0.0.1 {port} 2\n\
              sentinel down-after-milliseconds {MASTER} 1000\n\
              sentinel failover-timeout {MASTER} 3000\n"
         );
+        if let Some(data) = data {
+            config.push_str(&format!("sentinel auth-pass {MASTER} {data}\n"));
+        }
+        if let Some(sentinel) = sentinel {
+            config.push_str(&format!(
+                "requirepass {sentinel}\nsentinel sentinel-pass {sentinel}\n"
+            ));
+        }
         let sentinels = (0..3)
             .map(|_| RedisServer::start_sentinel(&config))
             .collect();
@@ -52,7 +79,7 @@ impl SentinelSet {
     fn wait_sentinels_ready(&self) {
         wait_until("the sentinels to know each other and the replica", || {
             self.sentinel_ports().iter().all(|&port| {
-                let fields = flat_fields(&cli(port, &["SENTINEL", "MASTER", MASTER]));
+                let fields = flat_fields(&self.sentinel_cli(port, &["SENTINEL", "MASTER", MASTER]));
                 let field = |name: &str| {
                     fields
                         .iter()
@@ -70,7 +97,7 @@ impl SentinelSet {
     pub fn wait_replicas_in_sync(&self) {
         wait_until("the replicas to be in sync", || {
             self.live_ports().iter().all(|&port| {
-                let info = cli(port, &["INFO", "replication"]);
+                let info = self.node_cli(port, &["INFO", "replication"]);
                 info.contains("role:master") || info.contains("master_link_status:up")
             })
         });
@@ -96,7 +123,7 @@ impl SentinelSet {
 
     /// The primary's port as the first sentinel names it.
     pub fn primary(&self) -> u16 {
-        let reply = cli(
+        let reply = self.sentinel_cli(
             self.sentinel_ports()[0],
             &["SENTINEL", "get-master-addr-by-name", MASTER],
         );
@@ -110,7 +137,7 @@ impl SentinelSet {
     /// `SENTINEL FAILOVER` on the first sentinel.
     pub fn failover(&self) {
         assert_eq!(
-            cli(self.sentinel_ports()[0], &["SENTINEL", "FAILOVER", MASTER]),
+            self.sentinel_cli(self.sentinel_ports()[0], &["SENTINEL", "FAILOVER", MASTER]),
             "OK"
         );
     }
@@ -124,7 +151,7 @@ impl SentinelSet {
                 .sentinel_ports()
                 .iter()
                 .map(|&port| {
-                    cli(port, &["SENTINEL", "get-master-addr-by-name", MASTER])
+                    self.sentinel_cli(port, &["SENTINEL", "get-master-addr-by-name", MASTER])
                         .lines()
                         .nth(1)
                         .and_then(|p| p.trim().parse().ok())
@@ -134,7 +161,7 @@ impl SentinelSet {
             new = named[0];
             named.iter().all(|&p| p == new)
                 && new != old
-                && cli(new, &["ROLE"]).starts_with("master")
+                && self.node_cli(new, &["ROLE"]).starts_with("master")
         });
         new
     }
@@ -155,7 +182,7 @@ impl SentinelSet {
     /// `CLIENT LIST` lines on the data node `port` of clients other than the
     /// sentinels, replication links and the `redis-cli` asking: warmcache's.
     pub fn warmcache_clients(&self, port: u16) -> Vec<String> {
-        cli(port, &["CLIENT", "LIST"])
+        self.node_cli(port, &["CLIENT", "LIST"])
             .lines()
             .filter(|line| {
                 let field = |name: &str| {
@@ -170,6 +197,18 @@ impl SentinelSet {
             })
             .map(str::to_owned)
             .collect()
+    }
+}
+
+impl SentinelSet {
+    /// [`cli`] on the data node `port`, with the data password.
+    pub fn node_cli(&self, port: u16, args: &[&str]) -> String {
+        cli_auth(port, self.data_password.as_deref(), args)
+    }
+
+    /// [`cli`] on the sentinel `port`, with the sentinels' password.
+    pub fn sentinel_cli(&self, port: u16, args: &[&str]) -> String {
+        cli_auth(port, self.sentinel_password.as_deref(), args)
     }
 }
 
