@@ -4,7 +4,7 @@
 //! killed primary is replaced and reads, writes and invalidations recover by
 //! themselves; an erasure made during the failover stays final; a migrated
 //! slot serves no stale read; own writes go to their primary's tracking
-//! connection and stay cached.
+//! connection and stay cached; a stalled primary's breaker is its own.
 //!
 //! Real sockets, so the real clock: waits are bounded polls that fail with a
 //! message; the recovery time is printed (it is reported, not asserted).
@@ -210,6 +210,56 @@ async fn writes_to_a_moving_or_moved_slot_are_redirected_and_land() {
         "it landed on the new owner"
     );
     a.reads(id, Some("v3")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_primary_fails_its_own_keys_fast_and_no_others() {
+    let cluster = RedisCluster::start();
+    let a = Instance::start(&cluster.config()).await;
+    let primaries: Vec<u16> = cluster
+        .primaries()
+        .into_iter()
+        .map(|(_, port, _)| port)
+        .collect();
+    let (stalled, healthy) = (primaries[0], primaries[1]);
+    let (theirs, others) = (
+        id_on(&cluster, stalled, "stalled"),
+        id_on(&cluster, healthy, "healthy"),
+    );
+    for id in [&theirs, &others] {
+        foreign_set(&cluster, id, "v1");
+        assert!(a.ages.get_from_l2(id).await.expect("reads").is_some());
+    }
+
+    // Every client's commands wait on that primary (the cluster bus does
+    // not, so no failover starts): its keys time out until its breaker opens.
+    cli(stalled, &["CLIENT", "PAUSE", "4000", "ALL"]);
+    let paused = Instant::now();
+    let mut timeouts = 0;
+    loop {
+        match a.ages.get_from_l2(&theirs).await {
+            Err(warmcache::CacheError::L2(warmcache::L2Error::Unavailable)) => break,
+            Err(warmcache::CacheError::L2(warmcache::L2Error::Timeout(_))) => timeouts += 1,
+            other => panic!("a stalled primary answered {other:?}"),
+        }
+        assert!(
+            paused.elapsed() < Duration::from_secs(3),
+            "the breaker did not open"
+        );
+    }
+    assert!(timeouts >= 1);
+    // The other primaries' keys are still served: their breakers are theirs.
+    let served = a.ages.get_from_l2(&others).await;
+    assert!(
+        matches!(&served, Ok(Some(found)) if found.value().method.as_deref() == Some("v1")),
+        "a healthy primary's key while another primary's breaker is open: {served:?}"
+    );
+    assert!(
+        paused.elapsed() < Duration::from_secs(4),
+        "checked while paused"
+    );
+    // Once the pause ends, the stalled primary's keys come back by themselves.
+    a.reads(&theirs, Some("v1")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -227,6 +227,15 @@ fn hash_tag(key: &str) -> Option<&str> {
     (len > 0).then(|| &key[open + 1..open + 1 + len])
 }
 
+/// What serves `key`'s slot in `ranges` (first slot, last slot, what),
+/// sorted by first slot.
+pub(crate) fn serving<'a, T>(ranges: &'a [(u16, u16, T)], key: &str) -> Option<&'a T> {
+    let slot = slot_of(key);
+    let after = ranges.partition_point(|(first, _, _)| *first <= slot);
+    let (_, last, what) = ranges.get(after.checked_sub(1)?)?;
+    (slot <= *last).then_some(what)
+}
+
 /// The cluster slot of `key`, as Redis computes it: CRC16 (XMODEM) of its
 /// hash tag, or of the whole key, modulo 16384.
 pub(crate) fn slot_of(key: &str) -> u16 {

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use redis::Value;
 
+use super::run::Target;
 use super::{L2Error, RedisConfig, RedisHandle};
 
 /// Prefix of tombstone keys: `warmcache:erased:` + the record's key.
@@ -100,7 +101,7 @@ impl RedisHandle {
         let (tombstone, replicas) = (tombstone.as_str(), settings.replicas);
         let timeout = self.inner.op_timeout + settings.wait * u32::from(replicas > 0);
         let confirmed: i64 = self
-            .run_on(Some(key), timeout, |mut c| async move {
+            .run_on(Target::Write(key), timeout, |mut c| async move {
                 let mut pipe = redis::pipe();
                 pipe.cmd("EVAL")
                     .arg(ERASE)

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+
+use super::breaker::Breaker;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -50,12 +52,7 @@ impl WriteRoute {
     fn connection_for(&self, key: &str) -> Option<&MultiplexedConnection> {
         match self {
             Self::One(connection) => Some(connection),
-            Self::BySlot(ranges) => {
-                let slot = super::cluster::slot_of(key);
-                let after = ranges.partition_point(|(first, _, _)| *first <= slot);
-                let (_, last, connection) = ranges.get(after.checked_sub(1)?)?;
-                (slot <= *last).then_some(connection)
-            }
+            Self::BySlot(ranges) => super::cluster::serving(ranges, key),
         }
     }
 }
@@ -93,6 +90,9 @@ pub(crate) struct Hub {
     wake: Notify,
     /// The tracking connections (`NOLOOP`), for this instance's writes.
     write_route: ArcSwapOption<WriteRoute>,
+    /// In a cluster, each slot range's primary's breaker, from the last
+    /// topology the listener tracked (kept while a primary is down).
+    node_breakers: ArcSwapOption<Vec<(u16, u16, Arc<Breaker>)>>,
     origin: Instant,
     remote_invalidations: AtomicU64,
     /// `warmcache_invalidation_connected`.
@@ -122,6 +122,7 @@ impl Hub {
             reconnect: AtomicBool::new(false),
             wake: Notify::new(),
             write_route: ArcSwapOption::empty(),
+            node_breakers: ArcSwapOption::empty(),
             origin: Instant::now(),
             remote_invalidations: AtomicU64::new(0),
             connected_gauge: crate::metrics::invalidation_connected(),
@@ -262,6 +263,16 @@ impl Hub {
             .as_deref()?
             .connection_for(key)
             .cloned()
+    }
+
+    /// In a cluster: the breaker of each slot range's primary.
+    pub(crate) fn set_node_breakers(&self, ranges: Vec<(u16, u16, Arc<Breaker>)>) {
+        self.node_breakers.store(Some(Arc::new(ranges)));
+    }
+
+    /// The breaker of `key`'s primary, when the cluster's topology is known.
+    pub(crate) fn breaker_for(&self, key: &str) -> Option<Arc<Breaker>> {
+        super::cluster::serving(self.node_breakers.load().as_deref()?, key).cloned()
     }
 
     /// The server answered as a replica: the listener must reconnect.

@@ -58,6 +58,7 @@ use conn::make_client;
 use error::classify;
 use hub::Hub;
 pub(crate) use run::MainConnection;
+use run::Target;
 use tracking::ListenerClients;
 
 /// Failures in a row that open the breaker.
@@ -297,7 +298,10 @@ impl RedisHandle {
         &self.inner.endpoint
     }
 
-    /// Whether the breaker currently fails operations fast.
+    /// Whether the breaker currently fails operations fast. In cluster
+    /// mode this is the breaker of operations without a key (`PING`); each
+    /// primary's keys have their own once the invalidation listener knows
+    /// the topology.
     pub fn is_unavailable(&self) -> bool {
         self.inner.breaker.is_open()
     }
@@ -324,7 +328,9 @@ impl RedisHandle {
     /// `GET` of `key`, for reads that do not fill L1 (no TTL needed).
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, L2Error> {
         let value: Option<Vec<u8>> = self
-            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .keyed(key, |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
             .await?;
         Ok(value.map(Bytes::from))
     }
@@ -336,7 +342,9 @@ impl RedisHandle {
         key: &str,
     ) -> Result<Option<(Bytes, Option<Duration>)>, L2Error> {
         let (value, pttl): (Option<Vec<u8>>, i64) = self
-            .run(|mut c| async move { redis::pipe().get(key).pttl(key).query_async(&mut c).await })
+            .keyed(key, |mut c| async move {
+                redis::pipe().get(key).pttl(key).query_async(&mut c).await
+            })
             .await?;
         Ok(value.map(|v| {
             let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
@@ -373,7 +381,7 @@ impl RedisHandle {
         keys: &[&str],
         args: &[&str],
     ) -> Result<T, L2Error> {
-        self.run(|mut c| async move {
+        let op = |mut c: conn::Conn| async move {
             redis::cmd("EVAL")
                 .arg(script)
                 .arg(keys.len())
@@ -381,8 +389,9 @@ impl RedisHandle {
                 .arg(args)
                 .query_async(&mut c)
                 .await
-        })
-        .await
+        };
+        let target = keys.first().map_or(Target::Server, |key| Target::Key(key));
+        self.run_on(target, self.inner.op_timeout, op).await
     }
 
     /// A new connection of its own (RESP3), for a task that blocks on it

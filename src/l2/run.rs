@@ -14,15 +14,47 @@ use super::conn::Conn;
 use super::error::classify;
 use super::{BREAKER_COOLDOWN, L2Error, LOADING_PAUSE, LOADING_TRIES, RedisHandle, sentinel};
 
+/// What one operation touches, which picks its connection and breaker.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target<'a> {
+    /// No key (`PING`, `PUBLISH`).
+    Server,
+    /// An operation on this key (a read, or a script), on the main or
+    /// cluster connection.
+    Key(&'a str),
+    /// A write of this key, on the tracking connection when there is one.
+    Write(&'a str),
+}
+
+impl<'a> Target<'a> {
+    fn key(self) -> Option<&'a str> {
+        match self {
+            Self::Server => None,
+            Self::Key(key) | Self::Write(key) => Some(key),
+        }
+    }
+}
+
 impl RedisHandle {
-    /// Runs one read through the breaker and under the timeout, on the
-    /// main connection.
+    /// Runs one operation without a key through the breaker and under the
+    /// timeout, on the main connection.
     pub(super) async fn run<T, F, Fut>(&self, op: F) -> Result<T, L2Error>
     where
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        self.run_on(None, self.inner.op_timeout, op).await
+        self.run_on(Target::Server, self.inner.op_timeout, op).await
+    }
+
+    /// Runs one read of `key` (in a cluster, through the breaker of `key`'s
+    /// primary).
+    pub(super) async fn keyed<T, F, Fut>(&self, key: &str, op: F) -> Result<T, L2Error>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        self.run_on(Target::Key(key), self.inner.op_timeout, op)
+            .await
     }
 
     /// Runs one write of `key`, on the tracking connection (`NOLOOP`; in a
@@ -33,17 +65,19 @@ impl RedisHandle {
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        self.run_on(Some(key), self.inner.op_timeout, op).await
+        self.run_on(Target::Write(key), self.inner.op_timeout, op)
+            .await
     }
 
-    /// Runs one operation (a write of the key `write`, or a read) through
-    /// the breaker and under `timeout`; retries `LOADING` a bounded number
-    /// of times; a `READONLY` or `MOVED` answer replaces the connections,
-    /// except in a cluster, where a write the node redirects is sent again
-    /// on the cluster connection.
+    /// Runs one operation on `target` through the breaker (in a cluster,
+    /// the one of the key's primary, once the listener knows the topology)
+    /// and under `timeout`; retries `LOADING` a bounded number of times; a
+    /// `READONLY` or `MOVED` answer replaces the connections, except in a
+    /// cluster, where a write the node redirects is sent again on the
+    /// cluster connection.
     pub(super) async fn run_on<T, F, Fut>(
         &self,
-        write: Option<&str>,
+        target: Target<'_>,
         timeout: Duration,
         op: F,
     ) -> Result<T, L2Error>
@@ -54,10 +88,17 @@ impl RedisHandle {
         let mut tries = 0;
         // Cleared when a cluster node redirected a write on its tracking
         // connection: the write goes again on the cluster connection.
-        let mut write_route = write;
+        let mut write_route = match target {
+            Target::Write(key) => Some(key),
+            _ => None,
+        };
+        let breaker = target
+            .key()
+            .and_then(|key| self.inner.hub.breaker_for(key))
+            .unwrap_or_else(|| Arc::clone(&self.inner.breaker));
         loop {
             tries += 1;
-            let Some(permit) = self.inner.breaker.try_acquire() else {
+            let Some(permit) = breaker.try_acquire() else {
                 return Err(L2Error::Unavailable);
             };
             let started = tokio::time::Instant::now();

@@ -15,6 +15,9 @@
 //! connection, which follows redirects; its push then comes back (safe: the
 //! copy is re-read).
 //!
+//! Each primary has its own breaker (the hub maps a key's slot to it), so a
+//! primary that is down fails its own keys fast and no others.
+//!
 //! The topology (`CLUSTER SLOTS`) is compared with the one tracked at every
 //! PING interval. A change (a failover, a node added or removed, a slot
 //! migrated) withdraws the lease at once and tracking starts again on the
@@ -24,6 +27,7 @@
 //! primary answered, and tracking resumes once the cluster has promoted a
 //! replica and lists it.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -33,10 +37,12 @@ use futures_util::future::{select_all, try_join_all};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::cluster::{ClusterClients, Topology, fetch_topology};
+use super::breaker::Breaker;
+use super::cluster::{ClusterClients, Node, Topology, fetch_topology};
 use super::hub::{Hub, InvalidationMode, WriteRoute};
 use super::session::{Session, connect_resp3};
 use super::tracking::{InvalidationOptions, Lost, listen, wait};
+use super::{BREAKER_COOLDOWN, BREAKER_THRESHOLD};
 
 type Ending<'a> = Pin<Box<dyn Future<Output = Lost> + Send + 'a>>;
 
@@ -49,6 +55,8 @@ pub(super) async fn run_cluster(
     let metrics = crate::metrics::ClusterGauges::new();
     let mut backoff = Duration::from_millis(50);
     let mut tracked: Option<Topology> = None;
+    // One breaker per primary, kept for as long as the node is a primary.
+    let mut breakers: HashMap<Node, Arc<Breaker>> = HashMap::new();
     loop {
         let _ = hub.take_reconnect_request();
         let (epoch, prefixes) = hub.prefixes();
@@ -95,6 +103,7 @@ pub(super) async fn run_cluster(
         }
         tracked = Some(topology.clone());
         metrics.primaries(sessions.len());
+        hub.set_node_breakers(node_breakers(&topology, &mut breakers));
 
         // Whatever was cached may have changed while a primary was untracked.
         hub.invalidate_all();
@@ -161,6 +170,27 @@ pub(super) async fn run_cluster(
             ),
         }
     }
+}
+
+/// Each slot range's primary's breaker: the one in `breakers` for a node
+/// seen before, a new one for a new primary; nodes no longer primaries are
+/// forgotten.
+fn node_breakers(
+    topology: &Topology,
+    breakers: &mut HashMap<Node, Arc<Breaker>>,
+) -> Vec<(u16, u16, Arc<Breaker>)> {
+    let primaries = topology.primaries();
+    breakers.retain(|node, _| primaries.contains(node));
+    topology
+        .ranges()
+        .iter()
+        .map(|(first, last, node)| {
+            let breaker = breakers
+                .entry(node.clone())
+                .or_insert_with(|| Arc::new(Breaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN)));
+            (*first, *last, Arc::clone(breaker))
+        })
+        .collect()
 }
 
 /// Each slot range's primary's tracking connection (`sessions` are in
