@@ -3,7 +3,9 @@
 //! replica, and the address (the test's proxy, as a managed service's DNS
 //! name would) now leads to the new primary. Connections opened before stay
 //! on the demoted server, which answers writes with `READONLY`: warmcache
-//! must drop them and reconnect by itself.
+//! must drop them and reconnect by itself. An instance that only reads must
+//! leave the demoted server too: it still answers reads (with its stale
+//! data) and PINGs, so only its role gives it away.
 
 mod support;
 
@@ -86,4 +88,85 @@ async fn after_a_replica_is_promoted_writes_recover_by_themselves() {
     })
     .await;
     let _ = Duration::ZERO;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_leaves_a_demoted_primary_within_the_grace() {
+    let a = RedisServer::start();
+    let b = RedisServer::start();
+    replicaof(&b, Some(a.port())).await;
+    let proxy = FaultProxy::start(a.port()).await;
+    let redis = RedisHandle::connect_lazy(&proxy.config()).expect("settings");
+    let cache: TieredCache<AgeVerification> = TieredCache::builder(AGE_VERIFICATION)
+        .redis(redis.clone())
+        .build()
+        .expect("cache");
+    let options = InvalidationOptions {
+        grace: Duration::from_millis(300),
+        ..InvalidationOptions::default()
+    };
+    let listener = redis.start_invalidation(options);
+    eventually("the listener to track", || async {
+        listener.mode() == InvalidationMode::Tracking && listener.l1_trusted()
+    })
+    .await;
+    let json = |method: &str| serde_json::to_string(&age_record("r1", method)).expect("json");
+    let () = a
+        .foreign()
+        .await
+        .set_ex("age_verification:r1", json("before"), 600)
+        .await
+        .expect("set on A");
+    eventually("B to have it", || async {
+        let on_b: Option<String> = b
+            .foreign()
+            .await
+            .get("age_verification:r1")
+            .await
+            .expect("get");
+        on_b.is_some()
+    })
+    .await;
+    let method = || async {
+        cache
+            .get("r1")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.value().method.clone())
+    };
+    assert_eq!(method().await.as_deref(), Some("before"));
+
+    // The failover, and the old primary cut off from the new one (it
+    // replicates from a port nobody listens on): it keeps serving "before".
+    replicaof(&b, None).await;
+    replicaof(&a, Some(support::free_port())).await;
+    proxy.set_upstream(b.port());
+    let () = b
+        .foreign()
+        .await
+        .set_ex("age_verification:r1", json("after"), 600)
+        .await
+        .expect("set on B");
+    let changed = std::time::Instant::now();
+    eventually("the reader to leave the demoted primary", || async {
+        method().await.as_deref() == Some("after")
+    })
+    .await;
+    let took = changed.elapsed();
+    println!("a reader left the demoted primary {took:?} after the change");
+    assert!(
+        took < options.grace + options.timeout + Duration::from_millis(500),
+        "{took:?}"
+    );
+    let stale: Option<String> = a
+        .foreign()
+        .await
+        .get("age_verification:r1")
+        .await
+        .expect("get");
+    assert!(
+        stale.is_some_and(|v| v.contains("before")),
+        "A still holds the old value"
+    );
 }

@@ -8,8 +8,9 @@
 //! writer (ioredis in a Node process) talking to Redis directly. Workers
 //! read, write, overwrite and erase a few hundred ids, and read `/dashboard`,
 //! while a seeded schedule injects faults: blackhole, RST, added latency,
-//! Redis restart, `CLIENT PAUSE`, `CLIENT KILL` of tracking connections and
-//! a slow loader (the schedule: `tests/soak/faults.rs`).
+//! Redis restart, `CLIENT PAUSE`, `CLIENT KILL` of tracking connections, a
+//! slow loader and a primary failover to the replica behind the same
+//! address (the schedule: `tests/soak/faults.rs`).
 //!
 //! `WARMCACHE_SOAK_SECS` sets the duration (default 45, as CI runs it; by
 //! hand, e.g. 600) and `WARMCACHE_SOAK_SEED` the seed (default 1).
@@ -28,7 +29,6 @@ use axum::body::Body;
 use faults::inject_faults;
 use http::Request;
 use serde::{Deserialize, Serialize};
-use support::RedisServer;
 use support::history::{Action, FALLBACK, Op, Rules, SOURCE, check};
 use support::node::NodeProcess;
 use support::proxy::{Fault as ProxyFault, FaultProxy};
@@ -325,8 +325,13 @@ fn env_u64(name: &str, default: u64) -> u64 {
 async fn the_fleet_keeps_its_promises_under_many_faults() {
     let seconds = env_u64("WARMCACHE_SOAK_SECS", 45);
     let seed = env_u64("WARMCACHE_SOAK_SEED", 1);
-    let server = Arc::new(Mutex::new(RedisServer::start()));
-    let port = server.lock().unwrap_or_else(PoisonError::into_inner).port();
+    let pair = faults::Pair::start().await;
+    let port = pair.primary_port();
+    let pair = Arc::new(Mutex::new(pair));
+    // The foreign writer reaches Redis at the same address as the fleet (a
+    // proxy that injects nothing), which a failover moves too.
+    let foreign_proxy = Arc::new(FaultProxy::start(port).await);
+    let foreign_port = foreign_proxy.port();
     let recorder = Arc::new(Recorder {
         origin: Instant::now(),
         ops: Mutex::new(Vec::new()),
@@ -352,12 +357,13 @@ async fn the_fleet_keeps_its_promises_under_many_faults() {
     }
     let foreign = {
         let (recorder, stop) = (Arc::clone(&recorder), Arc::clone(&stop));
-        std::thread::spawn(move || foreign_writer(port, seed * 100 + 99, recorder, stop))
+        std::thread::spawn(move || foreign_writer(foreign_port, seed * 100 + 99, recorder, stop))
     };
     let faults = tokio::spawn(inject_faults(
         seed,
-        Arc::clone(&server),
+        Arc::clone(&pair),
         instances.clone(),
+        Arc::clone(&foreign_proxy),
         Arc::clone(&loader_ms),
         Arc::clone(&recorder),
         Arc::clone(&stop),

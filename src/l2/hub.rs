@@ -86,6 +86,9 @@ pub(crate) struct Hub {
     registrations: AtomicU64,
     /// Asks the listener to reconnect (the server was found demoted).
     reconnect: AtomicBool,
+    /// The listener found the server a replica: the main connection must
+    /// be replaced too (standalone mode).
+    demoted: AtomicBool,
     /// Wakes the listener after a registration or a reconnect request.
     wake: Notify,
     /// The tracking connections (`NOLOOP`), for this instance's writes.
@@ -120,6 +123,7 @@ impl Hub {
             fallback_l1_ttl_ms: AtomicU64::new(u64::MAX),
             registrations: AtomicU64::new(0),
             reconnect: AtomicBool::new(false),
+            demoted: AtomicBool::new(false),
             wake: Notify::new(),
             write_route: ArcSwapOption::empty(),
             node_breakers: ArcSwapOption::empty(),
@@ -280,6 +284,16 @@ impl Hub {
         self.write_route.store(None);
         self.reconnect.store(true, Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// The listener's probe found the server a replica.
+    pub(crate) fn saw_replica(&self) {
+        self.demoted.store(true, Ordering::Release);
+    }
+
+    /// Takes the news that the server was found a replica.
+    pub(crate) fn take_demoted(&self) -> bool {
+        self.demoted.swap(false, Ordering::AcqRel)
     }
 
     /// Takes a pending reconnect request.

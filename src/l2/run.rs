@@ -110,7 +110,17 @@ impl RedisHandle {
                         return Err(sentinel::no_primary());
                     }
                 },
-                None => self.inner.manager.load_full(),
+                None => {
+                    let main = self.inner.manager.load_full();
+                    if self.inner.cluster.is_none() && self.inner.hub.take_demoted() {
+                        // The listener found the server behind our address
+                        // a replica: reads must not stay on it either.
+                        self.replace_connections(&main);
+                        self.inner.manager.load_full()
+                    } else {
+                        main
+                    }
+                }
             };
             let remaining = timeout.saturating_sub(started.elapsed());
             let conn = match (

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use redis::{AsyncConnectionConfig, Client, ErrorKind, PushInfo, RedisError, Value};
+use redis::{
+    AsyncConnectionConfig, Client, ErrorKind, PushInfo, RedisError, ServerErrorKind, Value,
+};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{Receiver, channel};
 use tokio::time::{Duration, Instant};
@@ -80,15 +82,27 @@ impl Feed {
         }
     }
 
+    /// The lease's probe. On RESP3 it is `HELLO` (no arguments: it changes
+    /// nothing and answers the server's role, and every ACL user may send
+    /// it), which fails with [`ServerErrorKind::ReadOnly`] when the server
+    /// says it is a replica: a primary demoted behind the same address
+    /// still answers, serves its stale data and pushes nothing it does not
+    /// apply, so it must not renew the lease.
     pub(super) fn ping(&self) -> Pong {
         match self {
             Self::Resp3 { connection, .. } => {
                 let mut connection = connection.clone();
                 Box::pin(async move {
-                    redis::cmd("PING")
+                    let hello = redis::cmd("HELLO")
                         .query_async::<Value>(&mut connection)
-                        .await
-                        .map(drop)
+                        .await?;
+                    if is_replica(&hello) {
+                        return Err(RedisError::from((
+                            ErrorKind::Server(ServerErrorKind::ReadOnly),
+                            "the server is a replica",
+                        )));
+                    }
+                    Ok(())
                 })
             }
             Self::Resp2 { sink, .. } => {
@@ -188,4 +202,22 @@ pub(super) async fn connect_resp2(client: &Client) -> Result<Session, RedisError
         feed: Feed::Resp2 { sink, stream },
         since,
     })
+}
+
+/// Whether a `HELLO` reply names the role `replica` (or `slave`). A reply
+/// without a role (a Redis-compatible server or proxy) counts as a primary.
+fn is_replica(hello: &Value) -> bool {
+    let text = |v: &Value| match v {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let Value::Map(fields) = hello else {
+        return false;
+    };
+    fields
+        .iter()
+        .find(|(key, _)| text(key).as_deref() == Some("role"))
+        .and_then(|(_, role)| text(role))
+        .is_some_and(|role| role == "replica" || role == "slave")
 }

@@ -349,8 +349,13 @@ pub(super) async fn listen(
             }
             answer = pong => {
                 let sent = in_flight.take().map_or(next_ping, |(sent, _)| sent);
-                if answer.is_err() {
-                    return Lost::Connection("PING failed");
+                match answer {
+                    Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly) => {
+                        hub.saw_replica();
+                        return Lost::Connection("the server is a replica now (a demoted primary)");
+                    }
+                    Err(_) => return Lost::Connection("PING failed"),
+                    Ok(()) => {}
                 }
                 // Every push Redis sent before this PONG is in the channel.
                 if !session.feed.drain(hub) {
