@@ -27,7 +27,9 @@
 //! never served after `t + max(push latency, grace)`, whatever happens to the
 //! connection, a silent loss included. A PING unanswered within `timeout`
 //! ends the connection; after reconnecting, tracking is enabled again
-//! *before* L1 is trusted, and everything cached is dropped.
+//! *before* L1 is trusted, and everything cached is dropped. On RESP3 the
+//! "PING" is `HELLO` (see [`super::session`]): a server that answers it as
+//! a replica renews nothing, and the connections move off it.
 //!
 //! The push channel is bounded ([`PUSH_CAPACITY`]); when it overflows, every
 //! L1 entry is dropped before the lease is renewed.

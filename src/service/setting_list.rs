@@ -156,7 +156,7 @@ pub const SETTINGS: &[Setting] = &[
         env: vars::L1_GRACE_MS,
         flag: Some("l1-grace-ms"),
         default: Some("1000"),
-        help: "L1 lease: entries are served until the last answered PING's send time plus this (0: never while the listener runs)",
+        help: "L1 lease: entries are served until the send time of the last probe (HELLO, or PING over RESP2) a primary answered, plus this (0: never while the listener runs)",
     },
     Setting {
         env: vars::FALLBACK_L1_TTL_MS,
