@@ -237,12 +237,17 @@ async fn http_requests_are_counted_by_route_template_and_status_class() {
             keyed: None,
         })
     });
+    // Nested in a host's router, as `examples/embed_router.rs` does: its
+    // requests count under warmcache's own templates too.
+    let router = axum::Router::new()
+        .nest("/cache", router.clone())
+        .merge(router);
     for path in [
         "/healthz",
-        "/healthz",
+        "/cache/healthz",
         "/dashboard",
         "/jobs/j1",
-        "/jobs/j2",
+        "/cache/jobs/j2",
         "/no-such-route",
     ] {
         let request = Request::builder()

@@ -159,10 +159,11 @@ where
     type Future = TimedFuture<H::Future>;
 
     fn call(self, request: Request, state: S) -> Self::Future {
-        let matched = || HttpMetrics::route(request.extensions().get::<MatchedPath>());
-        // A handler wrapped under the wrong template would count under it.
-        debug_assert!(self.route.is_none_or(|route| route == matched()));
-        let route = self.route.unwrap_or_else(matched);
+        // Known when wrapped, so a router nested in a host's (whose
+        // `MatchedPath` carries the host's prefix) counts under it too.
+        let route = self
+            .route
+            .unwrap_or_else(|| HttpMetrics::route(request.extensions().get::<MatchedPath>()));
         TimedFuture {
             started: Instant::now(),
             inner: self.handler.call(request, state),
