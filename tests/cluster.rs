@@ -90,11 +90,7 @@ async fn changes_on_every_primary_reach_both_l1s() {
 async fn own_writes_on_every_primary_stay_cached() {
     let cluster = RedisCluster::start();
     let a = Instance::start(&cluster.config()).await;
-    let primaries: Vec<u16> = cluster
-        .primaries()
-        .into_iter()
-        .map(|(_, port, _)| port)
-        .collect();
+    let primaries = cluster.primary_ports();
     let mine: Vec<String> = primaries
         .iter()
         .map(|port| id_on(&cluster, *port, "mine"))
@@ -153,12 +149,7 @@ async fn writes_to_a_moving_or_moved_slot_are_redirected_and_land() {
     .await;
     let id = "redirected";
     let (from, slot) = (cluster.primary_of(&key(id)), cluster.slot(&key(id)));
-    let to = cluster
-        .primaries()
-        .into_iter()
-        .map(|(_, port, _)| port)
-        .find(|port| *port != from)
-        .expect("another primary");
+    let to = cluster.other_primary(from);
     foreign_set(&cluster, id, "v1");
     a.cached(id, "v1").await;
 
@@ -190,7 +181,7 @@ async fn writes_to_a_moving_or_moved_slot_are_redirected_and_land() {
     );
 
     // Migrated: the old owner answers MOVED.
-    for port in cluster.primaries().into_iter().map(|(_, port, _)| port) {
+    for port in cluster.primary_ports() {
         cli(
             port,
             &["CLUSTER", "SETSLOT", &slot_arg, "NODE", &node_id(to)],
@@ -216,11 +207,7 @@ async fn writes_to_a_moving_or_moved_slot_are_redirected_and_land() {
 async fn a_stalled_primary_fails_its_own_keys_fast_and_no_others() {
     let cluster = RedisCluster::start();
     let a = Instance::start(&cluster.config()).await;
-    let primaries: Vec<u16> = cluster
-        .primaries()
-        .into_iter()
-        .map(|(_, port, _)| port)
-        .collect();
+    let primaries = cluster.primary_ports();
     let (stalled, healthy) = (primaries[0], primaries[1]);
     let (theirs, others) = (
         id_on(&cluster, stalled, "stalled"),
@@ -271,12 +258,7 @@ async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
     );
     let victim = cluster.primary_of(&key("seed"));
     let (id, erased) = (id_on(&cluster, victim, "w"), id_on(&cluster, victim, "e"));
-    let elsewhere = cluster
-        .primaries()
-        .into_iter()
-        .find(|(_, port, _)| *port != victim)
-        .map(|(_, port, _)| id_on(&cluster, port, "o"))
-        .expect("another primary");
+    let elsewhere = id_on(&cluster, cluster.other_primary(victim), "o");
     for i in [&id, &erased, &elsewhere] {
         a.ages.insert(i, record(i, "before")).await.expect("insert");
         b.cached(i, "before").await;
@@ -352,12 +334,7 @@ async fn a_migrated_slot_serves_no_stale_read() {
     );
     let id = "migrating";
     let from = cluster.primary_of(&key(id));
-    let to = cluster
-        .primaries()
-        .into_iter()
-        .map(|(_, port, _)| port)
-        .find(|port| *port != from)
-        .expect("another primary");
+    let to = cluster.other_primary(from);
     foreign_set(&cluster, id, "v1");
     a.cached(id, "v1").await;
     b.cached(id, "v1").await;

@@ -15,7 +15,9 @@ use redis::AsyncCommands;
 use support::proxy::FaultProxy;
 use support::{RedisServer, age_record, eventually};
 use warmcache::records::{AGE_VERIFICATION, AgeVerification};
-use warmcache::{InvalidationMode, InvalidationOptions, RedisHandle, TieredCache};
+use warmcache::{
+    InvalidationListener, InvalidationMode, InvalidationOptions, RedisHandle, TieredCache,
+};
 
 async fn replicaof(server: &RedisServer, primary: Option<u16>) {
     let mut cmd = redis::cmd("REPLICAOF");
@@ -29,10 +31,20 @@ async fn replicaof(server: &RedisServer, primary: Option<u16>) {
         .expect("replicaof");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_replica_is_promoted_writes_recover_by_themselves() {
-    let a = RedisServer::start();
-    let b = RedisServer::start();
+/// A primary `a`, its replica `b`, the address (`proxy`) leading to `a`,
+/// and an instance behind it whose listener tracks and trusts L1.
+struct BehindOneAddress {
+    a: RedisServer,
+    b: RedisServer,
+    proxy: FaultProxy,
+    cache: TieredCache<AgeVerification>,
+    listener: InvalidationListener,
+}
+
+async fn behind_one_address(options: InvalidationOptions) -> BehindOneAddress {
+    // A full sync starts at once, not after Redis's default 5 s wait.
+    let a = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+    let b = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
     replicaof(&b, Some(a.port())).await;
     let proxy = FaultProxy::start(a.port()).await;
     let redis = RedisHandle::connect_lazy(&proxy.config()).expect("settings");
@@ -40,11 +52,30 @@ async fn after_a_replica_is_promoted_writes_recover_by_themselves() {
         .redis(redis.clone())
         .build()
         .expect("cache");
-    let listener = redis.start_invalidation(InvalidationOptions::default());
+    let listener = redis.start_invalidation(options);
     eventually("the listener to track", || async {
-        listener.mode() == InvalidationMode::Tracking
+        listener.mode() == InvalidationMode::Tracking && listener.l1_trusted()
     })
     .await;
+    BehindOneAddress {
+        a,
+        b,
+        proxy,
+        cache,
+        listener,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_replica_is_promoted_writes_recover_by_themselves() {
+    // The listener is bound, not left in the temporary: it would stop.
+    let BehindOneAddress {
+        a,
+        b,
+        proxy,
+        cache,
+        listener: _listener,
+    } = behind_one_address(InvalidationOptions::default()).await;
     cache
         .insert("f1", age_record("f1", "before"))
         .await
@@ -87,29 +118,22 @@ async fn after_a_replica_is_promoted_writes_recover_by_themselves() {
         matches!(cache.get("f1").await, Ok(None))
     })
     .await;
-    let _ = Duration::ZERO;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_leaves_a_demoted_primary_within_the_grace() {
-    let a = RedisServer::start();
-    let b = RedisServer::start();
-    replicaof(&b, Some(a.port())).await;
-    let proxy = FaultProxy::start(a.port()).await;
-    let redis = RedisHandle::connect_lazy(&proxy.config()).expect("settings");
-    let cache: TieredCache<AgeVerification> = TieredCache::builder(AGE_VERIFICATION)
-        .redis(redis.clone())
-        .build()
-        .expect("cache");
     let options = InvalidationOptions {
         grace: Duration::from_millis(300),
         ..InvalidationOptions::default()
     };
-    let listener = redis.start_invalidation(options);
-    eventually("the listener to track", || async {
-        listener.mode() == InvalidationMode::Tracking && listener.l1_trusted()
-    })
-    .await;
+    // The listener is bound, not left in the temporary: it would stop.
+    let BehindOneAddress {
+        a,
+        b,
+        proxy,
+        cache,
+        listener: _listener,
+    } = behind_one_address(options).await;
     let json = |method: &str| serde_json::to_string(&age_record("r1", method)).expect("json");
     let () = a
         .foreign()

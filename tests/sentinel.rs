@@ -31,9 +31,9 @@ fn xread_clients(set: &SentinelSet, port: u16) -> usize {
         .count()
 }
 
-/// The foreign writer's `SET key json EX 600` on the node `port`.
-fn foreign_set(port: u16, id: &str, method: &str) {
-    let reply = cli(
+/// The foreign writer's `SET key json EX 600` on the node `port` of `set`.
+fn foreign_set(set: &SentinelSet, port: u16, id: &str, method: &str) {
+    let reply = set.node_cli(
         port,
         &["SET", &key(id), &record_json(id, method), "EX", "600"],
     );
@@ -103,7 +103,7 @@ async fn changes_on_the_primary_reach_both_l1s() {
     );
     let ids: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
     for id in &ids {
-        foreign_set(primary, id, "v1");
+        foreign_set(&set, primary, id, "v1");
     }
     for instance in [&a, &b] {
         for id in &ids {
@@ -111,7 +111,7 @@ async fn changes_on_the_primary_reach_both_l1s() {
         }
     }
     for id in &ids {
-        foreign_set(primary, id, "v2");
+        foreign_set(&set, primary, id, "v2");
     }
     nothing_stale_after_grace([&a, &b], &ids, "v1").await;
     for instance in [&a, &b] {
@@ -151,7 +151,7 @@ async fn a_sentinel_failover_moves_every_connection_and_serves_nothing_stale() {
     );
     let follower = jobs.start_follower(FollowerOptions::default());
     let (id, probe) = ("handover", "probe");
-    foreign_set(old, id, "v1");
+    foreign_set(&set, old, id, "v1");
     a.cached(id, "v1").await;
     b.cached(id, "v1").await;
     assert!(
@@ -173,7 +173,7 @@ async fn a_sentinel_failover_moves_every_connection_and_serves_nothing_stale() {
     };
     // A change on the new primary right after the switch: the old primary
     // never sees it, so an L1 still trusted on its tracking would serve v1.
-    foreign_set(new, id, "v2");
+    foreign_set(&set, new, id, "v2");
     let changed = Instant::now();
     let mut l1_reads = 0;
     while changed.elapsed() < Duration::from_secs(2) {
@@ -289,7 +289,7 @@ async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
     assert_eq!(cli(new, &["EXISTS", &key(erased)]), "0", "not written back");
 
     // Invalidations come from the new primary: both L1s follow it.
-    foreign_set(new, id, "foreign");
+    foreign_set(&set, new, id, "foreign");
     a.reads(id, Some("foreign")).await;
     b.reads(id, Some("foreign")).await;
     a.cached(id, "foreign").await;
@@ -337,17 +337,10 @@ async fn with_passwords_each_side_gets_its_own_and_a_failover_is_followed() {
         Instance::start(&config).await,
         Instance::start(&config).await,
     );
-    let set_on = |port: u16, id: &str, method: &str| {
-        let reply = set.node_cli(
-            port,
-            &["SET", &key(id), &record_json(id, method), "EX", "600"],
-        );
-        assert_eq!(reply, "OK");
-    };
     let primary = set.primary();
     let ids: Vec<String> = (0..3).map(|i| format!("pw{i}")).collect();
     for id in &ids {
-        set_on(primary, id, "v1");
+        foreign_set(&set, primary, id, "v1");
     }
     for instance in [&a, &b] {
         for id in &ids {
@@ -368,7 +361,7 @@ async fn with_passwords_each_side_gets_its_own_and_a_failover_is_followed() {
         }
     })
     .await;
-    set_on(new, &ids[1], "v2");
+    foreign_set(&set, new, &ids[1], "v2");
     for instance in [&a, &b] {
         instance.reads(&ids[1], Some("v2")).await;
         instance.cached(&ids[1], "v2").await;

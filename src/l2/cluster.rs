@@ -205,18 +205,13 @@ pub(crate) async fn fetch_topology(
 
 /// The tombstone key of `key`: in cluster mode hash-tagged to `key`'s slot.
 pub(crate) fn tombstone_key(key: &str, cluster: bool) -> String {
-    if cluster && !has_hash_tag(key) {
+    if cluster && hash_tag(key).is_none() {
         format!("{TOMBSTONE_PREFIX}{{{key}}}")
     } else {
         // Standalone, or the key's own tag already decides its slot (the
         // prefix has no brace, so the key's first `{` is the tombstone's).
         format!("{TOMBSTONE_PREFIX}{key}")
     }
-}
-
-/// Whether `key` has a non-empty `{...}` hash tag.
-fn has_hash_tag(key: &str) -> bool {
-    hash_tag(key).is_some()
 }
 
 /// The part of `key` that decides its slot: the text between its first `{`

@@ -207,17 +207,19 @@ pub(super) async fn connect_resp2(client: &Client) -> Result<Session, RedisError
 /// Whether a `HELLO` reply names the role `replica` (or `slave`). A reply
 /// without a role (a Redis-compatible server or proxy) counts as a primary.
 fn is_replica(hello: &Value) -> bool {
-    let text = |v: &Value| match v {
-        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    };
+    fn text(v: &Value) -> Option<&[u8]> {
+        match v {
+            Value::BulkString(bytes) => Some(bytes),
+            Value::SimpleString(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
     let Value::Map(fields) = hello else {
         return false;
     };
     fields
         .iter()
-        .find(|(key, _)| text(key).as_deref() == Some("role"))
+        .find(|(key, _)| text(key) == Some(b"role".as_slice()))
         .and_then(|(_, role)| text(role))
-        .is_some_and(|role| role == "replica" || role == "slave")
+        .is_some_and(|role| role == b"replica".as_slice() || role == b"slave".as_slice())
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use ::metrics::{Counter, Histogram, counter, histogram};
+use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::handler::Handler;
 use axum::http::StatusCode;
@@ -128,6 +129,22 @@ impl HttpMetricsLayer {
             metrics: Arc::clone(&self.metrics),
             route: Some(HttpMetrics::index(template)),
         }
+    }
+
+    /// `router` with `GET path` answered by `handler`, counted and timed
+    /// under `path`.
+    pub(crate) fn get<H, T, S>(
+        &self,
+        router: Router<S>,
+        path: &'static str,
+        handler: H,
+    ) -> Router<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+        S: Clone + Send + Sync + 'static,
+    {
+        router.route(path, axum::routing::get(self.timed(path, handler)))
     }
 
     /// A fallback `handler`, counted and timed under the route the request

@@ -27,7 +27,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::Method;
 use axum::http::Uri;
-use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -130,25 +129,13 @@ impl KeyedCaches {
 pub fn app(state: AppState) -> Router {
     // Every handler, fallbacks included, counted and timed.
     let m = http_metrics::HttpMetricsLayer::register();
-    Router::new()
-        .route(
-            "/dashboard",
-            get(m.timed("/dashboard", snapshot_routes::dashboard)),
-        )
-        .route(
-            "/historical",
-            get(m.timed("/historical", snapshot_routes::historical)),
-        )
-        .route(
-            "/products",
-            get(m.timed("/products", snapshot_routes::products)),
-        )
-        .route(
-            "/snapshot",
-            get(m.timed("/snapshot", snapshot_routes::status)),
-        )
-        .route("/healthz", get(m.timed("/healthz", health::healthz)))
-        .route("/readyz", get(m.timed("/readyz", health::readyz)))
+    let router = m.get(Router::new(), "/dashboard", snapshot_routes::dashboard);
+    let router = m.get(router, "/historical", snapshot_routes::historical);
+    let router = m.get(router, "/products", snapshot_routes::products);
+    let router = m.get(router, "/snapshot", snapshot_routes::status);
+    let router = m.get(router, "/healthz", health::healthz);
+    let router = m.get(router, "/readyz", health::readyz);
+    router
         .merge(keyed_routes::router(&m))
         .merge(job_routes::router(&m))
         .fallback(m.fallback(not_found))

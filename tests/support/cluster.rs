@@ -163,6 +163,22 @@ impl RedisCluster {
             .collect()
     }
 
+    /// The ports of the primaries, in `CLUSTER NODES` order.
+    pub fn primary_ports(&self) -> Vec<u16> {
+        self.primaries()
+            .into_iter()
+            .map(|(_, port, _)| port)
+            .collect()
+    }
+
+    /// The port of a primary other than `port`.
+    pub fn other_primary(&self, port: u16) -> u16 {
+        self.primary_ports()
+            .into_iter()
+            .find(|p| *p != port)
+            .expect("another primary")
+    }
+
     /// The port of the primary serving `key`.
     pub fn primary_of(&self, key: &str) -> u16 {
         let slot = self.slot(key);
@@ -235,7 +251,7 @@ impl RedisCluster {
             args.extend(keys);
             cli(from, &args);
         }
-        let mut primaries: Vec<u16> = self.primaries().iter().map(|(_, p, _)| *p).collect();
+        let mut primaries = self.primary_ports();
         primaries.push(to);
         primaries.dedup();
         for port in primaries {
