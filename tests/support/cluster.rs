@@ -31,6 +31,16 @@ pub fn cli(port: u16, args: &[&str]) -> String {
 /// [`cli`], authenticated with `password` when given (passed in the
 /// environment, `REDISCLI_AUTH`, not on the command line).
 pub fn cli_auth(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    try_cli_auth(port, password, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`cli`] for fault schedules: an error reply, or redis-cli failing to
+/// run or to connect, is an `Err` with the message [`cli`] would panic with.
+pub fn try_cli(port: u16, args: &[&str]) -> Result<String, String> {
+    try_cli_auth(port, None, args)
+}
+
+fn try_cli_auth(port: u16, password: Option<&str>, args: &[&str]) -> Result<String, String> {
     let mut command = Command::new("redis-cli");
     if let Some(password) = password {
         command.env("REDISCLI_AUTH", password);
@@ -39,20 +49,99 @@ pub fn cli_auth(port: u16, password: Option<&str>, args: &[&str]) -> String {
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()
-        .expect("redis-cli runs");
-    assert!(
-        output.status.success(),
-        "redis-cli {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .map_err(|e| format!("redis-cli does not run: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "redis-cli {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
     let reply = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     // redis-cli exits 0 on an error reply: look at the reply itself.
     let first = reply.split_whitespace().next().unwrap_or_default();
-    assert!(
-        !(first.ends_with("ERR") || first == "(error)"),
-        "redis-cli {args:?} answered {reply}"
-    );
+    if first.ends_with("ERR") || first == "(error)" {
+        return Err(format!("redis-cli {args:?} answered {reply}"));
+    }
+    Ok(reply)
+}
+
+/// One line of `CLUSTER NODES`.
+#[derive(Debug, Clone)]
+pub struct NodeLine {
+    /// The node id.
+    pub id: String,
+    /// The port it announces.
+    pub port: u16,
+    /// `myself,master`, `slave`, `master,fail?`, ...
+    pub flags: String,
+    /// The id of its primary (`-` for a primary).
+    pub primary: String,
+    /// The slot ranges it serves (none for a replica).
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl NodeLine {
+    /// Whether it is a primary that nobody suspects of failing.
+    pub fn is_healthy_primary(&self) -> bool {
+        self.flags.contains("master") && !self.flags.contains("fail")
+    }
+}
+
+/// The lines of a `CLUSTER NODES` reply (migrating-slot entries, `[...]`,
+/// left out).
+pub fn parse_nodes(reply: &str) -> Vec<NodeLine> {
     reply
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = fields.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
+            let slots = fields
+                .get(8..)
+                .unwrap_or_default()
+                .iter()
+                .filter(|f| !f.starts_with('['))
+                .filter_map(|f| {
+                    let (a, b) = f.split_once('-').unwrap_or((f, f));
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+                .collect();
+            Some(NodeLine {
+                id: (*fields.first()?).to_owned(),
+                port,
+                flags: (*fields.get(2)?).to_owned(),
+                primary: (*fields.get(3)?).to_owned(),
+                slots,
+            })
+        })
+        .collect()
+}
+
+/// Moves `slot` and its keys from the primary on `from` to the one on `to`
+/// (`CLUSTER SETSLOT ... IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT NODE` on
+/// `to` first, then on every port of `primaries`), as `redis-cli --cluster
+/// reshard` does. Stops at the first failure; called again, it picks up
+/// where it stopped (the keys still on `from` are moved).
+pub fn move_slot(slot: u16, from: u16, to: u16, primaries: &[u16]) -> Result<(), String> {
+    let id = |port| try_cli(port, &["CLUSTER", "MYID"]);
+    let (from_id, to_id) = (id(from)?, id(to)?);
+    let slot = slot.to_string();
+    try_cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])?;
+    try_cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])?;
+    let keys = try_cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])?;
+    let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+    if !keys.is_empty() {
+        let to_port = to.to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+        args.extend(keys);
+        try_cli(from, &args)?;
+    }
+    // The new owner first: the old one then redirects to a node that
+    // already serves the slot.
+    let others = primaries.iter().copied().filter(|&p| p != to);
+    for port in std::iter::once(to).chain(others) {
+        try_cli(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])?;
+    }
+    Ok(())
 }
 
 impl RedisCluster {
@@ -144,22 +233,10 @@ impl RedisCluster {
 
     /// `(node id, port, slot ranges)` of each primary, as a live node sees it.
     pub fn primaries(&self) -> Vec<Primary> {
-        cli(self.seed(), &["CLUSTER", "NODES"])
-            .lines()
-            .filter(|line| line.contains("master") && !line.contains("fail"))
-            .filter_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let port = fields.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
-                let ranges: Vec<(u16, u16)> = fields[8..]
-                    .iter()
-                    .filter(|f| !f.starts_with('['))
-                    .filter_map(|f| {
-                        let (a, b) = f.split_once('-').unwrap_or((f, f));
-                        Some((a.parse().ok()?, b.parse().ok()?))
-                    })
-                    .collect();
-                (!ranges.is_empty()).then(|| (fields[0].to_owned(), port, ranges))
-            })
+        parse_nodes(&cli(self.seed(), &["CLUSTER", "NODES"]))
+            .into_iter()
+            .filter(|node| node.is_healthy_primary() && !node.slots.is_empty())
+            .map(|node| (node.id, node.port, node.slots))
             .collect()
     }
 
@@ -219,11 +296,10 @@ impl RedisCluster {
     /// The port of a replica of the primary on `primary`.
     pub fn replica_of(&self, primary: u16) -> u16 {
         let id = cli(primary, &["CLUSTER", "MYID"]);
-        cli(self.seed(), &["CLUSTER", "NODES"])
-            .lines()
-            .map(|line| line.split_whitespace().collect::<Vec<_>>())
-            .find(|f| f.len() > 3 && f[2].contains("slave") && f[3] == id)
-            .and_then(|f| f[1].split(['@', ':']).nth(1)?.parse().ok())
+        parse_nodes(&cli(self.seed(), &["CLUSTER", "NODES"]))
+            .into_iter()
+            .find(|node| node.flags.contains("slave") && node.primary == id)
+            .map(|node| node.port)
             .expect("the primary has a replica")
     }
 
@@ -235,28 +311,12 @@ impl RedisCluster {
     }
 
     /// Moves `slot` and its keys from the primary on `from` to the one on
-    /// `to` (`CLUSTER SETSLOT ... IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT
-    /// NODE` on every primary), as `redis-cli --cluster reshard` does.
+    /// `to` ([`move_slot`]).
+    ///
+    /// # Panics
+    /// When a step fails.
     pub fn migrate_slot(&self, slot: u16, from: u16, to: u16) {
-        let id = |port| cli(port, &["CLUSTER", "MYID"]);
-        let (from_id, to_id) = (id(from), id(to));
-        let slot = slot.to_string();
-        cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
-        cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
-        let keys = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
-        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
-        if !keys.is_empty() {
-            let to_port = to.to_string();
-            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
-            args.extend(keys);
-            cli(from, &args);
-        }
-        let mut primaries = self.primary_ports();
-        primaries.push(to);
-        primaries.dedup();
-        for port in primaries {
-            cli(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
-        }
+        move_slot(slot, from, to, &self.primary_ports()).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
