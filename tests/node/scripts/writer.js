@@ -4,23 +4,71 @@
 //   {"op":"setex","key":"k","ttl":60,"value":{...}}  -> SETEX k 60 JSON.stringify(value)
 //   {"op":"del","key":"k"}                            -> DEL k
 // stdout, one JSON answer a line, in order: {"ok":true} or {"error":"..."}.
-// Env: REDIS_PORT. Each command is bounded by ioredis' commandTimeout.
+//
+// Env, named as warmcache's own settings:
+//   REDIS_MODE unset or standalone: REDIS_PORT on 127.0.0.1.
+//   REDIS_MODE=cluster: an ioredis Cluster (follows MOVED and ASK, refreshes
+//     its slot map) seeded with REDIS_CLUSTER_NODES (host:port,...).
+//   REDIS_MODE=sentinel: ioredis asks the sentinels REDIS_SENTINELS
+//     (host:port,...) for REDIS_SENTINEL_MASTER (default mymaster), checks
+//     the role of what they name, and reconnects on +switch-master.
+// Each command is bounded by ioredis' commandTimeout (COMMAND_TIMEOUT_MS,
+// default 500), and fails at once while disconnected (no offline queue). In
+// cluster and sentinel modes the first command waits (up to 10 s) until the
+// client is ready, so a slow start is not a burst of failures.
 'use strict';
 const readline = require('readline');
 const Redis = require('ioredis');
 
-const redis = new Redis({
-  host: '127.0.0.1',
-  port: Number(process.env.REDIS_PORT),
-  maxRetriesPerRequest: 0,
-  commandTimeout: Number(process.env.COMMAND_TIMEOUT_MS || 500),
-  enableOfflineQueue: false,
-  retryStrategy: () => 50,
-});
+const mode = process.env.REDIS_MODE || 'standalone';
+const commandTimeout = Number(process.env.COMMAND_TIMEOUT_MS || 500);
+const addresses = (list) =>
+  list.split(',').map((address) => {
+    const [host, port] = address.split(':');
+    return { host, port: Number(port) };
+  });
+
+let redis;
+let ready = Promise.resolve();
+if (mode === 'cluster') {
+  redis = new Redis.Cluster(addresses(process.env.REDIS_CLUSTER_NODES), {
+    // The nodes' own connections keep ioredis's offline queue (the cluster
+    // client needs it to reach a node it has not connected to yet); the
+    // command timeout bounds a command from its first send, retries included.
+    redisOptions: { commandTimeout, maxRetriesPerRequest: 0 },
+    enableOfflineQueue: false,
+    clusterRetryStrategy: () => 100,
+  });
+} else if (mode === 'sentinel') {
+  redis = new Redis({
+    sentinels: addresses(process.env.REDIS_SENTINELS),
+    name: process.env.REDIS_SENTINEL_MASTER || 'mymaster',
+    failoverDetector: true,
+    maxRetriesPerRequest: 0,
+    commandTimeout,
+    enableOfflineQueue: false,
+    retryStrategy: () => 50,
+  });
+} else {
+  redis = new Redis({
+    host: '127.0.0.1',
+    port: Number(process.env.REDIS_PORT),
+    maxRetriesPerRequest: 0,
+    commandTimeout,
+    enableOfflineQueue: false,
+    retryStrategy: () => 50,
+  });
+}
 redis.on('error', () => {});
+if (mode !== 'standalone') {
+  ready = new Promise((resolve) => {
+    redis.once('ready', resolve);
+    setTimeout(resolve, 10000);
+  });
+}
 
 const lines = readline.createInterface({ input: process.stdin });
-let queue = Promise.resolve();
+let queue = ready;
 lines.on('line', (line) => {
   const command = JSON.parse(line);
   queue = queue.then(async () => {
