@@ -16,7 +16,8 @@
 # wrk. Settings (environment): COUNT (2000), RECORDS (ages | jobs),
 # DURATION (20s), WARMUP (5s), CONNECTIONS (16), OUT (target/callgrind),
 # SERVERS ("bare warmcache"), BIN (the directory holding warmcache and
-# bare_age_server; default: build them and use the release target's).
+# bare_age_server; default: build them and use the release target's),
+# CACHE_SIM (0; 1 = also simulate the caches and print misses/request).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -28,6 +29,7 @@ DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-5s}
 CONNECTIONS=${CONNECTIONS:-16}
 OUT=${OUT:-target/callgrind}
+CACHE_SIM=${CACHE_SIM:-0}
 SERVERS=${SERVERS:-bare warmcache}
 case $RECORDS in
 ages) seed=seed_ages.js path=age-verification id=c ;;
@@ -44,7 +46,7 @@ done
 [[ -d tests/node/node_modules/ioredis ]] || die "run: npm ci --prefix tests/node"
 
 if [[ -z ${BIN:-} ]]; then
-    cargo build --release --bin warmcache --example bare_age_server
+    build_servers bare_age_server
     BIN=${CARGO_TARGET_DIR:-target}/release
     cp "$BIN/examples/bare_age_server" "$BIN/bare_age_server"
 fi
@@ -92,6 +94,7 @@ for name in $SERVERS; do
     file="$OUT/$RECORDS-$name.callgrind"
     rm -f "$file"
     grind=(valgrind --tool=callgrind --callgrind-out-file="$file" --dump-instr=no)
+    [[ $CACHE_SIM == 0 ]] || grind+=(--cache-sim=yes)
     if [[ $name == bare ]]; then
         BARE_RECORDS=$RECORDS REDIS_PORT=$redis_port BARE_LISTEN=127.0.0.1:0 \
             "${grind[@]}" "$BIN/bare_age_server" 2>"$workdir/$name.log" &
@@ -129,6 +132,11 @@ for name in $SERVERS; do
     total=$(awk '/^summary:|^totals:/ { print $2; exit }' "$dump")
     per_request[$name]=$((total / n))
     log "$name: $n requests, $total instructions, ${per_request[$name]} per request ($dump)"
+    if [[ $CACHE_SIM != 0 ]]; then
+        # events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw (simulated caches)
+        awk -v n="$n" -v name="$name" '/^events:/ { for (i = 2; i <= NF; i++) ev[i] = $i }
+            /^summary:|^totals:/ { for (i = 2; i <= NF; i++) if (ev[i] ~ /mr|mw/) printf "%s %s/request: %.1f\n", name, ev[i], $i / n; exit }' "$dump"
+    fi
 done
 if [[ -n ${per_request[bare]:-} && -n ${per_request[warmcache]:-} ]]; then
     echo "instructions/request: bare ${per_request[bare]}, warmcache ${per_request[warmcache]}," \

@@ -28,7 +28,7 @@ LOAD_NAME=http_dashboard_encoding
 # shellcheck source=benches/load_common.sh
 source benches/load_common.sh
 
-cargo build --release --bin warmcache --example bare_dashboard_server
+build_servers bare_dashboard_server
 
 workdir=$(mktemp -d)
 pids=()

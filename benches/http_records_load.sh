@@ -49,7 +49,7 @@ for tool in node redis-server python3; do
 done
 [[ -d tests/node/node_modules/ioredis ]] || die "run: npm ci --prefix tests/node"
 
-cargo build --release --bin warmcache --example bare_age_server
+build_servers bare_age_server
 
 workdir=$(mktemp -d)
 pids=()

@@ -79,6 +79,16 @@ wait_line() {
 }
 
 # ticks PID: the process's user+system CPU time so far, in clock ticks.
+# build_servers EXAMPLE: the release warmcache binary as `cargo run
+# --release` builds it, then the baseline example. Two invocations: built
+# together, the binary would get the dev-dependencies' features (tokio's
+# `test-util`, whose clock takes a mutex on every `Instant::now`), which no
+# user's build has.
+build_servers() {
+    cargo build --release --bin warmcache
+    cargo build --release --example "$1"
+}
+
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
 
