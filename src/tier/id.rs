@@ -2,15 +2,33 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 /// Longest id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 128;
 
+/// Longest id held inline, without a heap allocation of its own (a UUID's 36
+/// bytes fit). L1 keeps its keys behind one pointer: an inline id is read
+/// where the key is, one cache miss fewer per lookup than a boxed one.
+const INLINE_LEN: usize = 38;
+
 /// An id of 1 to 128 bytes of `[A-Za-z0-9._-]`: no whitespace, control
 /// bytes, `:` (key separator) or glob characters, so it can never reach
 /// another key or pattern.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CacheId(Box<str>);
+///
+/// Hashes, compares and orders as the `str` it holds.
+#[derive(Clone)]
+pub struct CacheId(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// `len` bytes of `bytes`, every one ASCII (checked).
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_LEN],
+    },
+    Heap(Box<str>),
+}
 
 /// Why an id was rejected. Shows the id escaped and shortened, never raw.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,7 +46,7 @@ impl CacheId {
     /// # Errors
     /// Empty, longer than 128 bytes, or a byte outside `[A-Za-z0-9._-]`.
     pub fn parse(id: &str) -> Result<Self, InvalidId> {
-        Self::check(id).map(|id| Self(id.into()))
+        Self::check(id).map(Self::from_checked)
     }
 
     /// Checks `id` as [`CacheId::parse`] does, without copying it: an L1
@@ -58,12 +76,61 @@ impl CacheId {
 
     /// An id [`CacheId::check`] accepted.
     pub(crate) fn from_checked(id: &str) -> Self {
-        Self(id.into())
+        let Ok(len) = u8::try_from(id.len()) else {
+            return Self(Repr::Heap(id.into()));
+        };
+        if id.len() > INLINE_LEN {
+            return Self(Repr::Heap(id.into()));
+        }
+        let mut bytes = [0; INLINE_LEN];
+        bytes[..id.len()].copy_from_slice(id.as_bytes());
+        Self(Repr::Inline { len, bytes })
     }
 
     /// The id.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // ASCII by construction, so this never fails; `unsafe` (which
+            // would skip the check) is forbidden in this crate, and the
+            // check of at most 38 ASCII bytes costs a few nanoseconds.
+            Repr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Heap(id) => id,
+        }
+    }
+}
+
+impl PartialEq for CacheId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for CacheId {}
+
+impl PartialOrd for CacheId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for CacheId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+/// As the `str`'s hash: required by [`Borrow<str>`].
+impl Hash for CacheId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for CacheId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CacheId").field(&self.as_str()).finish()
     }
 }
 
@@ -71,13 +138,13 @@ impl CacheId {
 /// borrowed `&str`.
 impl Borrow<str> for CacheId {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl fmt::Display for CacheId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -117,6 +184,26 @@ mod tests {
         ] {
             assert!(CacheId::parse(id).is_err(), "{id:?} must be rejected");
         }
+    }
+
+    #[test]
+    fn inline_and_boxed_ids_hash_compare_and_order_as_their_str() {
+        use std::collections::hash_map::RandomState;
+        use std::hash::BuildHasher;
+        let hasher = RandomState::new();
+        let uuid = "550e8400-e29b-41d4-a716-446655440000";
+        let ids = [uuid.to_owned(), format!("{uuid}abc"), "x".repeat(128)];
+        for id in &ids {
+            let parsed = CacheId::parse(id).expect("valid");
+            assert_eq!(parsed.as_str(), id);
+            assert_eq!(hasher.hash_one(&parsed), hasher.hash_one(id.as_str()));
+            assert_eq!(format!("{parsed:?}"), format!("CacheId({id:?})"));
+            assert_eq!(parsed, CacheId::parse(id).expect("valid"));
+        }
+        let a = CacheId::parse(&ids[0]).expect("valid");
+        let b = CacheId::parse(&ids[1]).expect("valid");
+        assert!(a < b && a != b, "a prefix orders first, whichever form");
+        assert!(matches!(a.0, Repr::Inline { .. }) && matches!(b.0, Repr::Heap(_)));
     }
 
     #[test]
