@@ -17,9 +17,11 @@
 //! The `*_parts` groups time the pieces in between, to show where any
 //! overhead comes from:
 //!
-//! * `l1_parts/moka_like_l1`: a moka cache built like warmcache's L1 (keyed
-//!   by `CacheId`, byte weigher, per-entry expiry, entry of `Arc<V>`, JSON
-//!   `Bytes` and deadline), read with an already parsed id.
+//! * `l1_parts/moka_like_l1`: a moka cache built like warmcache's L1
+//!   (moka's synchronous cache, keyed by `CacheId`, byte weigher, per-entry
+//!   expiry, entry of `Arc<V>`, JSON `Bytes` and deadline), read with an
+//!   already parsed id. The bare side stays moka's async cache, which is
+//!   what moka offers async code and what a bare server would use.
 //! * `l1_parts/moka_like_l1_full`: the same plus what an L1 hit adds
 //!   around moka (id check, deadline check, copies of value and JSON),
 //!   without the invalidation stripes, the hub check and the counter.
@@ -199,7 +201,7 @@ fn tier(c: &mut Criterion) {
             moka::future::Cache::builder()
                 .max_capacity(KEYS as u64)
                 .build();
-        let like_l1: moka::future::Cache<CacheId, LikeL1Entry> = moka::future::Cache::builder()
+        let like_l1: moka::sync::Cache<CacheId, LikeL1Entry> = moka::sync::Cache::builder()
             .max_capacity(256 * 1024 * 1024)
             .weigher(|id: &CacheId, entry: &LikeL1Entry| {
                 let bytes = id.as_str().len() + 2 * entry.json.len() + 96;
@@ -228,7 +230,7 @@ fn tier(c: &mut Criterion) {
                         json,
                         expires_at: deadline,
                     };
-                    like_l1.insert(CacheId::parse(&id)?, entry).await;
+                    like_l1.insert(CacheId::parse(&id)?, entry);
                     Ok::<_, warmcache::CacheError>(())
                 });
             }
@@ -246,7 +248,7 @@ fn tier(c: &mut Criterion) {
             assert_eq!(hit.tier(), Tier::L1, "{id} must be in L1");
         }
         bare.run_pending_tasks().await;
-        like_l1.run_pending_tasks().await;
+        like_l1.run_pending_tasks();
         assert_eq!(bare.entry_count(), KEYS as u64, "bare moka holds every key");
         assert_eq!(
             like_l1.entry_count(),
@@ -303,13 +305,13 @@ fn tier(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     bench_cycle!(group, "moka_like_l1", rt, order, |i| {
         // The entry as moka clones it out; hand back its value, as `get` does.
-        let found = like_l1.get(&parsed[i]).await;
+        let found = like_l1.get(&parsed[i]);
         bare_misses += u64::from(found.is_none());
         found.map(|entry| entry.value)
     });
     bench_cycle!(group, "moka_like_l1_full", rt, order, |i| {
         // What an L1 hit does around moka, minus the stripes, hub and counter.
-        like_l1_full(&like_l1, &ids[i]).await
+        like_l1_full(&like_l1, &ids[i])
     });
     bench_cycle!(group, "cache_id_parse", rt, order, |i| CacheId::parse(
         &ids[i]
@@ -326,7 +328,7 @@ fn tier(c: &mut Criterion) {
         100,
         10_000,
         |i| cache.get(&ids[i]).await,
-        |j| like_l1_full(&like_l1, &ids[j]).await
+        |j| like_l1_full(&like_l1, &ids[j])
     );
 
     // 2. L2 hits.

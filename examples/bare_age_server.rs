@@ -19,9 +19,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use moka::future::Cache;
+use moka::sync::Cache as SyncCache;
 
 async fn age(State(cache): State<Cache<String, Bytes>>, Path(id): Path<String>) -> Response {
-    match cache.get(&id).await {
+    answer(cache.get(&id).await)
+}
+
+async fn age_sync(
+    State(cache): State<SyncCache<String, Bytes>>,
+    Path(id): Path<String>,
+) -> Response {
+    answer(cache.get(&id))
+}
+
+fn answer(json: Option<Bytes>) -> Response {
+    match json {
         Some(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -63,7 +75,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         eprintln!("loaded {} records", keys.len());
         eprintln!("listening on http://{}", listener.local_addr()?);
-        let app = Router::new().route(route, get(age)).with_state(cache);
+        let app = if std::env::var("BARE_CACHE").is_ok_and(|c| c == "sync") {
+            let sync: SyncCache<String, Bytes> = SyncCache::builder()
+                .max_capacity(256 << 20)
+                .weigher(|id: &String, json: &Bytes| {
+                    u32::try_from(id.len() + json.len()).unwrap_or(u32::MAX)
+                })
+                .build();
+            for (id, json) in cache.iter() {
+                sync.insert((*id).clone(), json);
+            }
+            Router::new().route(route, get(age_sync)).with_state(sync)
+        } else {
+            Router::new().route(route, get(age)).with_state(cache)
+        };
         axum::serve(listener, app).await?;
         Ok(())
     })

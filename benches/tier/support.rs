@@ -61,12 +61,12 @@ pub(super) struct LikeL1Entry {
 
 /// An L1 hit on the L1-shaped moka as warmcache serves one: check the id,
 /// look it up, check the deadline, copy out the value and the JSON.
-pub(super) async fn like_l1_full(
-    like_l1: &moka::future::Cache<CacheId, LikeL1Entry>,
+pub(super) fn like_l1_full(
+    like_l1: &moka::sync::Cache<CacheId, LikeL1Entry>,
     id: &str,
 ) -> Option<(Arc<AgeVerification>, Bytes)> {
     let id = CacheId::parse(id).ok()?;
-    let entry = like_l1.get(&id).await?;
+    let entry = like_l1.get(&id)?;
     if entry.expires_at <= tokio::time::Instant::now() {
         return None;
     }

@@ -305,7 +305,7 @@ async fn handle(jobs: &BullmqJobs, entry: Entry) {
     let Some(id) = entry.field("jobId").and_then(|id| CacheId::parse(id).ok()) else {
         return;
     };
-    jobs.forget(&id).await;
+    jobs.forget(&id);
     match entry.field("event") {
         Some(event @ ("completed" | "failed")) => finished(jobs, &id, event, &entry).await,
         _ if jobs.waiters().is_watched(&id) => refresh(jobs, &id).await,

@@ -160,7 +160,7 @@ struct Inner {
     keys: Keys,
     redis: RedisHandle,
     /// Answers read from BullMQ, dropped on each event of their job.
-    l1: moka::future::Cache<CacheId, Arc<Rendered>>,
+    l1: moka::sync::Cache<CacheId, Arc<Rendered>>,
     /// Bumped on each event of a job: a read that an event overtakes is
     /// served but not kept.
     stripes: Stripes,
@@ -179,7 +179,7 @@ impl BullmqJobs {
                 keys: Keys::new(&config),
                 config,
                 redis: redis.clone(),
-                l1: moka::future::Cache::builder()
+                l1: moka::sync::Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(l1_ttl.max(Duration::from_millis(1)))
                     .build(),
@@ -216,7 +216,7 @@ impl BullmqJobs {
     pub(crate) async fn lookup(&self, id: &CacheId) -> Result<Option<Arc<Rendered>>, BullmqError> {
         let inner = &self.inner;
         if inner.following.load(Ordering::Acquire) {
-            if let Some(hit) = inner.l1.get(id).await {
+            if let Some(hit) = inner.l1.get(id) {
                 inner.metrics.reads_l1.increment(1);
                 return Ok(Some(hit));
             }
@@ -232,7 +232,7 @@ impl BullmqJobs {
         if inner.following.load(Ordering::Acquire)
             && inner.stripes.generation(id.as_str()) == generation
         {
-            inner.l1.insert(id.clone(), Arc::clone(&rendered)).await;
+            inner.l1.insert(id.clone(), Arc::clone(&rendered));
         }
         Ok(Some(rendered))
     }
@@ -262,9 +262,9 @@ impl BullmqJobs {
     }
 
     /// Forgets L1's copy of `id` (an event of the job arrived).
-    async fn forget(&self, id: &CacheId) {
+    fn forget(&self, id: &CacheId) {
         self.inner.stripes.bump(id.as_str());
-        self.inner.l1.invalidate(id).await;
+        self.inner.l1.invalidate(id);
     }
 
     /// Forgets every L1 copy (events may have been missed).

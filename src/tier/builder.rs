@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::in_flight::InFlight;
 use super::stats::Counters;
 use super::stripes::Stripes;
 use super::{Inner, L1Entry, TieredCache};
@@ -106,7 +107,7 @@ where
             return Err(ConfigError::new("l1_ttl", "0", "a positive duration"));
         }
         let l1_ttl = self.l1_ttl.min(self.keyspace.ttl);
-        let l1 = moka::future::Cache::builder()
+        let l1 = moka::sync::Cache::builder()
             .name(name)
             .max_capacity(self.l1_max_bytes)
             .weigher(|id: &CacheId, entry: &L1Entry<V>| {
@@ -124,6 +125,7 @@ where
             l1_ttl,
             l1_max_entry_weight: self.l1_max_bytes / L1_ENTRY_SHARE,
             l1,
+            in_flight: InFlight::new(),
             redis: self.redis,
             hub,
             stripes: Stripes::new(),

@@ -1,4 +1,5 @@
-//! Filling L1 on a miss: Redis, then the loader, coalesced through moka.
+//! Filling L1 on a miss: Redis, then the loader, one fill per id at a time
+//! (`in_flight`).
 //!
 //! Each fill notes the id's invalidation generation before it reads
 //! anything. If the generation has moved when the fill ends (an
@@ -36,8 +37,11 @@ use crate::l2::WriteBack;
 /// Fills that an invalidation overtook before a caller gives up on L1.
 const ATTEMPTS: usize = 3;
 
+/// A fill's outcome, shared by every caller that joined it.
+pub(super) type FillOutcome<V> = Result<L1Entry<V>, Arc<NoEntry<V>>>;
+
 /// Why a fill produced no entry for L1.
-enum NoEntry<V> {
+pub(super) enum NoEntry<V> {
     /// Neither Redis nor a loader has the id.
     Absent,
     Failed(CacheError),
@@ -51,7 +55,7 @@ impl<V> TieredCache<V>
 where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    /// Fills `id` through moka's `try_get_with` (one fill per id at a time).
+    /// Fills `id`, one fill per id at a time (`InFlight`).
     pub(super) async fn fill<F, Fut, E>(
         &self,
         id: &CacheId,
@@ -71,12 +75,24 @@ where
                 ran_here.store(true, Ordering::Relaxed);
                 let entry = self.fill_once(id, loader.take(), generation).await?;
                 if self.fits_l1(id, &entry) {
+                    self.inner.l1.insert(id.clone(), Arc::clone(&entry));
                     Ok(entry)
                 } else {
                     Err(NoEntry::Oversize(entry))
                 }
             };
-            let outcome = self.inner.l1.try_get_with(id.clone(), init).await;
+            // What moka's `try_get_with` did: an entry L1 holds (servable
+            // or not, judged below), else the outcome of the one fill of
+            // the id in flight.
+            let outcome = match self.inner.l1.get(id) {
+                Some(entry) => Ok(entry),
+                None => {
+                    self.inner
+                        .in_flight
+                        .run(id, async { init.await.map_err(Arc::new) })
+                        .await
+                }
+            };
             let ran_here = ran_here.load(Ordering::Relaxed);
             match outcome {
                 Ok(entry)
@@ -87,7 +103,7 @@ where
                     return Ok(Some(entry.cached(entry.origin)));
                 }
                 // Installed by a fill that an invalidation ended since.
-                Ok(_) => self.inner.l1.invalidate(id).await,
+                Ok(_) => self.inner.l1.invalidate(id),
                 Err(shared) => match &*shared {
                     NoEntry::Absent => return Ok(None),
                     NoEntry::Failed(e) => return Err(e.clone()),

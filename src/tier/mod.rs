@@ -25,6 +25,7 @@ mod builder;
 mod error;
 mod fill;
 mod id;
+mod in_flight;
 mod stats;
 pub(crate) mod stripes;
 
@@ -49,6 +50,8 @@ use crate::l2::Erasure;
 use crate::l2::hub::{Hub, InvalidationTarget};
 use crate::l2::{L2Error, RedisHandle};
 use crate::records::Keyspace;
+use fill::FillOutcome;
+use in_flight::InFlight;
 use stats::{Counters, L2Op};
 use stripes::Stripes;
 
@@ -204,8 +207,10 @@ struct Inner<V> {
     /// Heaviest entry L1 keeps ([`builder::L1_ENTRY_SHARE`] of the budget);
     /// heavier values are served but not kept.
     l1_max_entry_weight: u64,
-    /// moka: bounded by bytes, coalesces concurrent fills of one id.
-    l1: moka::future::Cache<CacheId, L1Entry<V>>,
+    /// moka's synchronous cache, bounded by bytes: a hit is a plain call.
+    l1: moka::sync::Cache<CacheId, L1Entry<V>>,
+    /// The fills in flight, which concurrent misses of one id share.
+    in_flight: InFlight<FillOutcome<V>>,
     redis: Option<RedisHandle>,
     /// The handle's hub: is L1 trusted, and what bounds new entries.
     hub: Option<Arc<Hub>>,
@@ -261,7 +266,7 @@ where
     /// A malformed id; Redis unreachable on an L1 miss; a corrupt value.
     pub async fn get(&self, id: &str) -> Result<Option<Cached<V>>, CacheError> {
         let id = CacheId::check(id)?;
-        if let Some(hit) = self.l1_get(id).await {
+        if let Some(hit) = self.l1_get(id) {
             return Ok(Some(hit));
         }
         let id = CacheId::from_checked(id);
@@ -290,7 +295,7 @@ where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let id = CacheId::check(id)?;
-        if let Some(hit) = self.l1_get(id).await {
+        if let Some(hit) = self.l1_get(id) {
             return Ok(hit);
         }
         let id = CacheId::from_checked(id);
@@ -327,7 +332,7 @@ where
                 self.inner.counters.l2_error(L2Op::Set);
                 if e.is_ambiguous() {
                     self.inner.stripes.bump(id.as_str());
-                    self.inner.l1.invalidate(&id).await;
+                    self.inner.l1.invalidate(&id);
                 }
                 return Err(e.into());
             }
@@ -350,12 +355,12 @@ where
         // write that replaced it).
         let advanced = self.inner.stripes.advance(id.as_str(), generation);
         if advanced && self.fits_l1(&id, &entry) {
-            self.inner.l1.insert(id, entry.clone()).await;
+            self.inner.l1.insert(id, entry.clone());
         } else {
             if !advanced {
                 self.inner.stripes.bump(id.as_str());
             }
-            self.inner.l1.invalidate(&id).await;
+            self.inner.l1.invalidate(&id);
         }
         Ok(entry.cached(Tier::L1))
     }
@@ -402,7 +407,7 @@ where
         };
         // After the DEL: a fill that read the old value started before this bump.
         self.inner.stripes.bump(id.as_str());
-        self.inner.l1.invalidate(&id).await;
+        self.inner.l1.invalidate(&id);
         match erased {
             Ok(erasure) => {
                 if let Some(redis) = &self.inner.redis {
@@ -435,7 +440,7 @@ where
     /// copy it would serve.
     pub async fn l1_time_to_live(&self, id: &str) -> Option<Duration> {
         let id = CacheId::parse(id).ok()?;
-        let entry = self.inner.l1.get(&id).await?;
+        let entry = self.inner.l1.get(&id)?;
         self.is_servable(&entry, Instant::now())
             .then(|| entry.remaining())
     }
@@ -455,14 +460,14 @@ where
 
     /// A servable L1 entry. One that is not is dropped, so the caller's
     /// `try_get_with` fills afresh instead of returning it.
-    async fn l1_get(&self, id: &str) -> Option<Cached<V>> {
-        let Some(entry) = self.inner.l1.get(id).await else {
+    fn l1_get(&self, id: &str) -> Option<Cached<V>> {
+        let Some(entry) = self.inner.l1.get(id) else {
             self.inner.counters.l1_miss();
             return None;
         };
         if !self.is_servable(&entry, Instant::now()) {
             self.inner.counters.l1_miss();
-            self.inner.l1.invalidate(id).await;
+            self.inner.l1.invalidate(id);
             return None;
         }
         self.inner.counters.l1_hit();
