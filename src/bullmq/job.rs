@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::BullmqError;
-use crate::fnv::etag_of;
+use crate::fnv::tagged;
 
 /// BullMQ's state names (`Job#getState`); `paused` reads as `waiting`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,8 +213,9 @@ impl Rendered {
 
     /// A rendered answer whose body is given (as stored in Redis).
     pub(crate) fn from_body(answer: JobAnswer, body: Bytes) -> Self {
+        let (body, etag) = tagged(&body);
         Self {
-            etag: etag_of(&body),
+            etag,
             is_final: answer.status.is_final(),
             answer,
             body,

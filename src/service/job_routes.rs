@@ -26,7 +26,7 @@ use super::http_metrics::HttpMetricsLayer;
 use super::keyed_routes::{TIER_HEADER, body, json_response, keyed, path_id, same_id};
 use super::snapshot_routes::if_none_match;
 use super::{ApiError, AppState, KeyedCaches};
-use crate::bullmq::Rendered;
+use crate::bullmq::{BullmqJobs, Rendered};
 use crate::records::ReasoningJob;
 use crate::tier::{CacheId, Tier};
 
@@ -157,25 +157,47 @@ async fn get_job(
     let id = CacheId::parse(&path_id(id)?)?;
     let wait = wait_of(query)?;
     let keyed = keyed(&state)?;
-    // Registered before the read: nothing published from now on is missed.
-    let mut waiting = match &keyed.bullmq {
+    match &keyed.bullmq {
+        // A long poll's state (the watch, the timer) is boxed, so that an
+        // ordinary read's future stays small: it is moved and copied at
+        // every layer, on every request.
         Some(bullmq) if !wait.is_zero() && headers.contains_key(header::IF_NONE_MATCH) => {
-            Some(bullmq.waiters().watch(&id))
+            Box::pin(long_poll(keyed, bullmq, id, wait, headers)).await
         }
-        _ => None,
-    };
-    let Some(answer) = current(keyed, &id).await? else {
-        return Err(ApiError::NoSuchRecord {
-            what: "job",
-            id: id.as_str().to_owned(),
-        });
-    };
+        _ => {
+            let answer = found(current(keyed, &id).await?, &id)?;
+            Ok(if if_none_match(&headers, &answer.etag) {
+                not_modified(answer.etag)
+            } else {
+                answer.into_response()
+            })
+        }
+    }
+}
+
+/// The answer, or the job's 404.
+fn found(answer: Option<Answer>, id: &CacheId) -> Result<Answer, ApiError> {
+    answer.ok_or_else(|| ApiError::NoSuchRecord {
+        what: "job",
+        id: id.as_str().to_owned(),
+    })
+}
+
+/// `?waitMs` with `If-None-Match`: the answer once it differs from the
+/// client's, else 304 when `wait` runs out.
+async fn long_poll(
+    keyed: &KeyedCaches,
+    bullmq: &BullmqJobs,
+    id: CacheId,
+    wait: Duration,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // Registered before the read: nothing published from now on is missed.
+    let mut guard = bullmq.waiters().watch(&id);
+    let answer = found(current(keyed, &id).await?, &id)?;
     if !if_none_match(&headers, &answer.etag) {
         return Ok(answer.into_response());
     }
-    let Some(guard) = waiting.as_mut() else {
-        return Ok(not_modified(answer.etag));
-    };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         match tokio::time::timeout_at(deadline, guard.changed()).await {

@@ -28,9 +28,9 @@ pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
 pub(super) const L1_ENTRY_SHARE: u64 = 64;
 
 /// What an entry costs L1: its JSON twice (once as text, once decoded),
-/// its key, and a fixed overhead.
+/// its ETag, its key, and a fixed overhead.
 pub(super) fn weight<V>(id: &CacheId, entry: &L1Entry<V>) -> u64 {
-    (id.as_str().len() + 2 * entry.json.len() + 96) as u64
+    (id.as_str().len() + 2 * entry.json.len() + entry.etag.len() + 96) as u64
 }
 
 /// Builds a [`TieredCache`]. See [`TieredCache::builder`].

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use super::stats::L2Op;
 use super::stripes::Stripes;
 use super::{CacheError, CacheId, Cached, L1Entry, Stored, Tier, TieredCache};
-use crate::fnv::etag_of;
+use crate::fnv::tagged;
 use crate::l2::WriteBack;
 
 /// Fills that an invalidation overtook before a caller gives up on L1.
@@ -168,9 +168,10 @@ where
             NoEntry::Failed(CacheError::Loader(error))
         })?;
         let json = encode(&value).map_err(NoEntry::Failed)?;
+        let (json, etag) = tagged(&json);
         let entry = Arc::new(Stored {
             value,
-            etag: etag_of(&json),
+            etag,
             json,
             expires_at: self.l1_deadline(None),
             generation,
@@ -287,9 +288,10 @@ where
             Ok(value) => {
                 self.inner.counters.l2_hit();
                 let expires_at = self.l1_deadline(ttl);
+                let (json, etag) = tagged(&json);
                 Ok(Some(Arc::new(Stored {
                     value,
-                    etag: etag_of(&json),
+                    etag,
                     json,
                     expires_at,
                     generation,

@@ -44,7 +44,7 @@ pub use error::{CacheError, LoaderError};
 pub use id::{CacheId, InvalidId, MAX_ID_LEN};
 pub use stats::CacheStats;
 
-use crate::fnv::etag_of;
+use crate::fnv::tagged;
 use crate::l2::Erasure;
 
 use crate::l2::hub::{Hub, InvalidationTarget};
@@ -339,9 +339,10 @@ where
             redis.publish_invalidation(&key).await;
         }
         let now = Instant::now();
+        let (json, etag) = tagged(&json);
         let entry = Arc::new(Stored {
             value,
-            etag: etag_of(&json),
+            etag,
             json,
             expires_at: self.l1_deadline(None),
             generation: generation.wrapping_add(1),
