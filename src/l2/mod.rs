@@ -260,7 +260,11 @@ impl RedisHandle {
 
     /// Starts the invalidation listener for the caches built on this handle,
     /// now and later (a cache built later is tracked too; until it is, no L1
-    /// entry is trusted). Needs a tokio runtime.
+    /// entry is trusted).
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, as `tokio::spawn` does: the listener is a
+    /// task of the caller's runtime.
     pub fn start_invalidation(&self, options: InvalidationOptions) -> InvalidationListener {
         InvalidationListener::spawn(
             self.inner.listener_clients.clone(),
