@@ -460,7 +460,7 @@ where
     }
 
     /// A servable L1 entry. One that is not is dropped, so the caller's
-    /// `try_get_with` fills afresh instead of returning it.
+    /// fill finds nothing in L1 and fills afresh instead of returning it.
     fn l1_get(&self, id: &str) -> Option<Cached<V>> {
         let Some(entry) = self.inner.l1.get(id) else {
             self.inner.counters.l1_miss();
