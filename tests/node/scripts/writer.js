@@ -3,6 +3,8 @@
 // stdin, one JSON command a line:
 //   {"op":"setex","key":"k","ttl":60,"value":{...}}  -> SETEX k 60 JSON.stringify(value)
 //   {"op":"del","key":"k"}                            -> DEL k
+//   {"op":"ready"}                                    -> nothing (answered once
+//                                                        the client is ready)
 // stdout, one JSON answer a line, in order: {"ok":true} or {"error":"..."}.
 //
 // Env, named as warmcache's own settings:
@@ -10,12 +12,18 @@
 //   REDIS_MODE=cluster: an ioredis Cluster (follows MOVED and ASK, refreshes
 //     its slot map) seeded with REDIS_CLUSTER_NODES (host:port,...).
 //   REDIS_MODE=sentinel: ioredis asks the sentinels REDIS_SENTINELS
-//     (host:port,...) for REDIS_SENTINEL_MASTER (default mymaster), checks
-//     the role of what they name, and reconnects on +switch-master.
+//     (host:port,...) for REDIS_SENTINEL_MASTER (default mymaster) and checks
+//     the role of what they name; it asks again when its connection drops
+//     and when a write meets READONLY (a demoted primary). Not ioredis's
+//     failoverDetector: a +switch-master that arrives while it is asking a
+//     sentinel ends the client for good (5.11.1: the connector's disconnect
+//     makes the pending connect() reject, and Redis#connect sets "end";
+//     every later command fails with "Connection is closed.").
 // Each command is bounded by ioredis' commandTimeout (COMMAND_TIMEOUT_MS,
 // default 500), and fails at once while disconnected (no offline queue). In
-// cluster and sentinel modes the first command waits (up to 10 s) until the
-// client is ready, so a slow start is not a burst of failures.
+// cluster and sentinel modes commands wait (up to 10 s) until the client is
+// first ready, so a slow start is not a burst of failures; send "ready"
+// first to wait for that without timing a command.
 'use strict';
 const readline = require('readline');
 const Redis = require('ioredis');
@@ -43,7 +51,8 @@ if (mode === 'cluster') {
   redis = new Redis({
     sentinels: addresses(process.env.REDIS_SENTINELS),
     name: process.env.REDIS_SENTINEL_MASTER || 'mymaster',
-    failoverDetector: true,
+    // The failing command is not sent again (it was not applied).
+    reconnectOnError: (e) => e.message.startsWith('READONLY'),
     maxRetriesPerRequest: 0,
     commandTimeout,
     enableOfflineQueue: false,
@@ -77,7 +86,7 @@ lines.on('line', (line) => {
         await redis.setex(command.key, command.ttl, JSON.stringify(command.value));
       } else if (command.op === 'del') {
         await redis.del(command.key);
-      } else {
+      } else if (command.op !== 'ready') {
         throw new Error(`unknown op ${command.op}`);
       }
       process.stdout.write('{"ok":true}\n');
