@@ -1,6 +1,8 @@
-//! The soak's fault schedule: which faults it draws from, and the task that
-//! injects one after another (seeded) into the fleet until told to stop,
-//! recording each in the history and counting them.
+//! The faults of the soak on one address (`tests/soak.rs` runs them
+//! through `schedule::schedule`): blackhole of one instance's path, RST of
+//! its connections, added latency, Redis restart (nothing kept on disk: an
+//! `Action::DataLoss`), `CLIENT PAUSE`, `CLIENT KILL` of the tracking
+//! connections, a slow loader, and a primary failover.
 //!
 //! Redis is a primary and its replica behind one address (every proxy's
 //! upstream, as a managed service's DNS name). A failover is the kind that
@@ -10,17 +12,17 @@
 //! primary made its replica, writes resumed (they fail there with
 //! `READONLY`, and warmcache must reconnect by itself).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::admin::{caught_up, client_pause, command, info, kill_tracking, replicaof};
+use super::fleet::{Instance, Run};
+use super::schedule::Faults;
 use super::support::RedisServer;
 use super::support::history::Action;
 use super::support::proxy::{Fault as ProxyFault, FaultProxy};
-use super::{Instance, LOADER_FAST, LOADER_SLOW, Recorder};
 
-/// The faults the schedule draws from.
+/// The faults on one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Fault {
     Blackhole,
@@ -32,17 +34,6 @@ pub(super) enum Fault {
     SlowLoader,
     Failover,
 }
-
-const FAULTS: [Fault; 8] = [
-    Fault::Blackhole,
-    Fault::Reset,
-    Fault::Latency,
-    Fault::RedisRestart,
-    Fault::ClientPause,
-    Fault::KillTracking,
-    Fault::SlowLoader,
-    Fault::Failover,
-];
 
 /// The primary and its replica; which is which changes on a failover.
 pub(super) struct Pair {
@@ -88,45 +79,6 @@ impl Pair {
     }
 }
 
-fn admin(port: u16) -> redis::Client {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client")
-}
-
-/// One admin command on the node `port`; errors are ignored (the fault
-/// schedule goes on), and returned as an empty string.
-async fn command(port: u16, args: &[&str]) -> String {
-    let Ok(mut c) = admin(port).get_multiplexed_async_connection().await else {
-        return String::new();
-    };
-    let mut cmd = redis::cmd(args[0]);
-    cmd.arg(&args[1..]);
-    match cmd.query_async::<redis::Value>(&mut c).await {
-        Ok(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        Ok(redis::Value::VerbatimString { text, .. }) => text,
-        Ok(redis::Value::SimpleString(text)) => text,
-        _ => String::new(),
-    }
-}
-
-async fn info(port: u16, section: &str) -> String {
-    command(port, &["INFO", section]).await
-}
-
-async fn replicaof(port: u16, primary: Option<u16>) {
-    let primary = primary.map(|p| p.to_string());
-    match &primary {
-        Some(p) => command(port, &["REPLICAOF", "127.0.0.1", p]).await,
-        None => command(port, &["REPLICAOF", "NO", "ONE"]).await,
-    };
-}
-
-/// A number field of an `INFO` reply.
-fn info_field(info: &str, name: &str) -> Option<u64> {
-    info.lines()
-        .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
-        .and_then(|v| v.parse().ok())
-}
-
 /// The failover that loses nothing; returns whether it happened (the
 /// replica may not catch up within a second, then nothing changes).
 async fn fail_over(pair: &Mutex<Pair>, proxies: &[&FaultProxy]) -> bool {
@@ -135,16 +87,7 @@ async fn fail_over(pair: &Mutex<Pair>, proxies: &[&FaultProxy]) -> bool {
         (pair.primary_port(), pair.replica_port())
     };
     command(old, &["CLIENT", "PAUSE", "3000", "WRITE"]).await;
-    let mut caught_up = false;
-    for _ in 0..200 {
-        let wanted = info_field(&info(old, "replication").await, "master_repl_offset");
-        let applied = info_field(&info(new, "replication").await, "slave_repl_offset");
-        if wanted.is_some() && wanted == applied {
-            caught_up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let caught_up = caught_up(old, new).await;
     if caught_up {
         replicaof(new, None).await;
         for proxy in proxies {
@@ -158,46 +101,61 @@ async fn fail_over(pair: &Mutex<Pair>, proxies: &[&FaultProxy]) -> bool {
     caught_up
 }
 
-/// Injects one fault after another until `stop`; returns the counts.
-pub(super) async fn inject_faults(
-    seed: u64,
-    pair: Arc<Mutex<Pair>>,
-    instances: Vec<Arc<Instance>>,
-    foreign_proxy: Arc<FaultProxy>,
-    loader_ms: Arc<AtomicU64>,
-    recorder: Arc<Recorder>,
-    stop: Arc<AtomicBool>,
-) -> BTreeMap<Fault, u64> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut counts = BTreeMap::new();
-    while !stop.load(Ordering::Relaxed) {
-        let admin = admin(
-            pair.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .primary_port(),
-        );
-        tokio::time::sleep(Duration::from_millis(rng.u64(500..1_500))).await;
-        let fault = FAULTS[rng.usize(0..FAULTS.len())];
-        let target = &instances[rng.usize(0..instances.len())];
+/// The standalone fleet's faults: each instance behind its proxy, the
+/// foreign writer behind one that injects nothing, all to `pair`.
+pub(super) struct Standalone {
+    pub(super) pair: Arc<Mutex<Pair>>,
+    pub(super) instances: Vec<Arc<Instance>>,
+    pub(super) foreign_proxy: Arc<FaultProxy>,
+}
+
+impl Standalone {
+    fn proxy(instance: &Instance) -> &FaultProxy {
+        instance
+            .proxy
+            .as_ref()
+            .expect("standalone instances are behind proxies")
+    }
+}
+
+impl Faults for Standalone {
+    type Fault = Fault;
+    const FAULTS: &'static [Fault] = &[
+        Fault::Blackhole,
+        Fault::Reset,
+        Fault::Latency,
+        Fault::RedisRestart,
+        Fault::ClientPause,
+        Fault::KillTracking,
+        Fault::SlowLoader,
+        Fault::Failover,
+    ];
+
+    async fn inject(&mut self, fault: Fault, rng: &mut fastrand::Rng, run: &Run) -> Option<String> {
+        let primary = self
+            .pair
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .primary_port();
+        let target = &self.instances[rng.usize(0..self.instances.len())];
         let hold = Duration::from_millis(rng.u64(300..1_500));
-        *counts.entry(fault).or_insert(0) += 1;
-        let start = recorder.now();
+        let start = run.now();
         match fault {
             Fault::Blackhole => {
-                target.proxy.set(ProxyFault::Blackhole);
+                Self::proxy(target).set(ProxyFault::Blackhole);
                 tokio::time::sleep(hold).await;
-                target.proxy.set(ProxyFault::Pass);
+                Self::proxy(target).set(ProxyFault::Pass);
             }
-            Fault::Reset => target.proxy.reset_all(),
+            Fault::Reset => Self::proxy(target).reset_all(),
             Fault::Latency => {
                 let delay = Duration::from_millis(rng.u64(20..150));
-                target.proxy.set(ProxyFault::Latency(delay));
+                Self::proxy(target).set(ProxyFault::Latency(delay));
                 tokio::time::sleep(hold).await;
-                target.proxy.set(ProxyFault::Pass);
+                Self::proxy(target).set(ProxyFault::Pass);
             }
             Fault::RedisRestart => {
                 // The primary; its replica then syncs the empty data set.
-                let pair = Arc::clone(&pair);
+                let pair = Arc::clone(&self.pair);
                 tokio::task::spawn_blocking(move || {
                     let mut pair = pair.lock().unwrap_or_else(PoisonError::into_inner);
                     let primary = pair.primary;
@@ -205,71 +163,20 @@ pub(super) async fn inject_faults(
                 })
                 .await
                 .expect("restart redis");
-                recorder.record(start, "fault", "", Action::DataLoss);
+                run.record(start, "fault", "", Action::DataLoss);
             }
-            Fault::ClientPause => {
-                let pause = rng.u64(100..600);
-                if let Ok(mut c) = admin.get_multiplexed_async_connection().await {
-                    let _: Result<(), _> = redis::cmd("CLIENT")
-                        .arg("PAUSE")
-                        .arg(pause)
-                        .query_async(&mut c)
-                        .await;
-                }
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-            }
-            Fault::KillTracking => {
-                if let Ok(mut c) = admin.get_multiplexed_async_connection().await {
-                    let list: String = redis::cmd("CLIENT")
-                        .arg("LIST")
-                        .query_async(&mut c)
-                        .await
-                        .unwrap_or_default();
-                    for id in tracking_client_ids(&list) {
-                        let _: Result<(), _> = redis::cmd("CLIENT")
-                            .arg("KILL")
-                            .arg("ID")
-                            .arg(id)
-                            .query_async(&mut c)
-                            .await;
-                    }
-                }
-            }
-            Fault::SlowLoader => {
-                loader_ms.store(LOADER_SLOW.as_millis() as u64, Ordering::Relaxed);
-                tokio::time::sleep(hold).await;
-                loader_ms.store(LOADER_FAST.as_millis() as u64, Ordering::Relaxed);
-            }
+            Fault::ClientPause => client_pause(primary, rng.u64(100..600)).await,
+            Fault::KillTracking => kill_tracking(primary).await,
+            Fault::SlowLoader => run.slow_loader(hold).await,
             Fault::Failover => {
-                let mut proxies: Vec<&FaultProxy> = instances.iter().map(|i| &i.proxy).collect();
-                proxies.push(&foreign_proxy);
-                if !fail_over(&pair, &proxies).await {
-                    *counts.entry(fault).or_insert(0) -= 1;
-                    continue;
+                let mut proxies: Vec<&FaultProxy> =
+                    self.instances.iter().map(|i| Self::proxy(i)).collect();
+                proxies.push(&self.foreign_proxy);
+                if !fail_over(&self.pair, &proxies).await {
+                    return None;
                 }
             }
         }
-        let what = format!("{fault:?} {}", target.name);
-        recorder.record(start, "fault", "", Action::Fault(what));
+        Some(format!("{fault:?} {}", target.name))
     }
-    counts
-}
-
-/// Ids of the connections with client tracking on (`flags` holds `t`).
-fn tracking_client_ids(client_list: &str) -> Vec<String> {
-    client_list
-        .lines()
-        .filter(|line| {
-            line.split(' ').any(|field| {
-                field
-                    .strip_prefix("flags=")
-                    .is_some_and(|f| f.contains('t'))
-            })
-        })
-        .filter_map(|line| {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix("id="))
-                .map(str::to_owned)
-        })
-        .collect()
 }
