@@ -49,6 +49,21 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     }
 }
 
+/// `?waitMs`, checked; a request without a query string (an ordinary
+/// read) skips the query parser altogether.
+struct Wait(Result<Duration, ApiError>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Wait {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self(match parts.uri.query() {
+            None => Ok(Duration::ZERO),
+            Some(_) => wait_of(Query::try_from_uri(&parts.uri)),
+        }))
+    }
+}
+
 /// The longest long poll.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -151,11 +166,11 @@ async fn current(keyed: &KeyedCaches, id: &CacheId) -> Result<Option<Answer>, Ap
 async fn get_job(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-    query: Result<Query<JobQuery>, QueryRejection>,
+    Wait(wait): Wait,
     IfNoneMatch(headers): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let id = CacheId::parse(&path_id(id)?)?;
-    let wait = wait_of(query)?;
+    let wait = wait?;
     let keyed = keyed(&state)?;
     match &keyed.bullmq {
         // A long poll's state (the watch, the timer) is boxed, so that an
