@@ -205,7 +205,7 @@ async fn the_fleet_keeps_its_promises_on_a_cluster_under_many_faults() {
         instances,
         writer,
     }
-    .run(Cluster::new(Arc::clone(&cluster)))
+    .run(Cluster::new(Arc::clone(&cluster)).await)
     .await;
 }
 
@@ -230,6 +230,6 @@ async fn the_fleet_keeps_its_promises_on_sentinel_under_many_faults() {
         instances,
         writer,
     }
-    .run(Sentinel::new(Arc::clone(&set)))
+    .run(Sentinel::new(Arc::clone(&set)).await)
     .await;
 }

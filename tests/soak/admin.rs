@@ -118,6 +118,14 @@ pub(super) async fn restart_server<T: Send + 'static>(
     .unwrap_or(false)
 }
 
+/// Full syncs from the node `port` start at once, not after Redis's 5 s
+/// diskless-sync delay: a replica that restarted empty (the kill faults')
+/// has its data within milliseconds, not seconds during which a failover
+/// could promote it empty. Not kept across a restart.
+pub(super) async fn sync_at_once(port: u16) {
+    command(port, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]).await;
+}
+
 /// `CLIENT PAUSE` (every command) on the node `port` for `ms`, waited out.
 pub(super) async fn client_pause(port: u16, ms: u64) {
     command(port, &["CLIENT", "PAUSE", &ms.to_string()]).await;

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use super::admin::{
     caught_up, client_pause, command, is_primary, kill_tracking, linked_to, restart_server,
+    sync_at_once,
 };
 use super::fleet::{Run, soak_key};
 use super::schedule::{Faults, poll_until};
@@ -54,14 +55,17 @@ pub(super) struct Cluster {
 }
 
 impl Cluster {
-    pub(super) fn new(cluster: Arc<Mutex<RedisCluster>>) -> Self {
-        let ports = cluster
+    pub(super) async fn new(cluster: Arc<Mutex<RedisCluster>>) -> Self {
+        let ports: Vec<u16> = cluster
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .nodes
             .iter()
             .map(|node| node.port())
             .collect();
+        for &port in &ports {
+            sync_at_once(port).await;
+        }
         Self { cluster, ports }
     }
 
@@ -157,6 +161,7 @@ impl Cluster {
         // it once all of them know, so none tells it it still owns slots.
         let promoted = poll_until(RECOVERY, || self.all_see_primary(replica, primary)).await;
         let restarted = restart_server(&self.cluster, |c| &mut c.nodes, primary).await;
+        sync_at_once(primary).await;
         if !promoted {
             // The node comes back as the empty primary of its slots.
             run.record(start, "fault", "", Action::DataLoss);

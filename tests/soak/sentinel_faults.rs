@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::admin::{
     caught_up, client_pause, command, is_primary, kill_tracking, linked_to, query, replicaof,
-    restart_server,
+    restart_server, sync_at_once,
 };
 use super::fleet::Run;
 use super::schedule::{Faults, poll_until};
@@ -60,7 +60,7 @@ pub(super) struct Sentinel {
 }
 
 impl Sentinel {
-    pub(super) fn new(set: Arc<Mutex<SentinelSet>>) -> Self {
+    pub(super) async fn new(set: Arc<Mutex<SentinelSet>>) -> Self {
         let (data, sentinels) = {
             let set = set.lock().unwrap_or_else(PoisonError::into_inner);
             (
@@ -68,6 +68,9 @@ impl Sentinel {
                 set.sentinel_ports(),
             )
         };
+        for port in data {
+            sync_at_once(port).await;
+        }
         Self {
             set,
             data,
@@ -117,6 +120,29 @@ impl Sentinel {
         is_primary(port).await
     }
 
+    /// Whether every sentinel has had a PONG from `port`, its primary, since
+    /// it switched to it (polled up to [`RECOVERY`]). A switch resets the
+    /// sentinel's link with a ping pending, and it reconnects at most once a
+    /// second (until then it was trying the dead primary): with
+    /// `down-after-milliseconds` 1000 the new primary may look down a second
+    /// later, and Sentinel may fail over again at once, to any replica,
+    /// even one that never synced (seen: the killed node, restarted 70 ms
+    /// after the switch and still empty, promoted; everything lost).
+    async fn settled_on(&self, port: u16) -> bool {
+        let mut answered = vec![false; self.sentinels.len()];
+        let deadline = tokio::time::Instant::now() + RECOVERY;
+        while tokio::time::Instant::now() < deadline {
+            for (i, &sentinel) in self.sentinels.iter().enumerate() {
+                answered[i] = answered[i] || pong_since_switch(sentinel, port).await;
+            }
+            if answered.iter().all(|a| *a) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// `SENTINEL FAILOVER` with the old primary's writes paused from
     /// before the replica caught up until it is the new one's replica.
     async fn failover(&self) -> Option<String> {
@@ -163,19 +189,24 @@ impl Sentinel {
             .kill(old);
         // Until every sentinel names the new primary, one may still send a
         // client to the old address, where the restarted node (without
-        // `--replicaof`) would be an empty primary that takes writes.
+        // `--replicaof`) would be an empty primary that takes writes; and
+        // until each has heard from it, the restarted node could be promoted
+        // empty (`settled_on`).
         let promoted = poll_until(RECOVERY, || self.all_name(new)).await;
+        let settled = promoted && self.settled_on(new).await;
         let restarted = restart_server(&self.set, |s| &mut s.nodes, old).await;
+        sync_at_once(old).await;
         if promoted {
             // No sentinel names it and no client is on it: demote it at once.
             replicaof(old, Some(new)).await;
-        } else {
-            // A sentinel still names it: the empty primary.
+        }
+        if !settled {
+            // A sentinel still names the empty node, or may promote it.
             run.record(start, "fault", "", Action::DataLoss);
         }
         let linked = restarted && promoted && poll_until(RECOVERY, || linked_to(old, new)).await;
         Some(format!(
-            "KillPrimary {old} (replica {new} promoted: {promoted}, old linked: {linked})"
+            "KillPrimary {old} (replica {new} promoted: {promoted}, settled: {settled}, old linked: {linked})"
         ))
     }
 
@@ -203,6 +234,31 @@ async fn named_by(sentinel: u16) -> Option<u16> {
         redis::Value::BulkString(port) => String::from_utf8_lossy(port).parse().ok(),
         _ => None,
     }
+}
+
+/// Whether the sentinel on `sentinel` has `port` as its primary, suspects
+/// nothing, and has no ping pending (`last-ping-sent` is 0 once a PONG came).
+async fn pong_since_switch(sentinel: u16, port: u16) -> bool {
+    let Some(redis::Value::Array(reply)) = query(sentinel, &["SENTINEL", "MASTER", MASTER]).await
+    else {
+        return false;
+    };
+    let text: Vec<String> = reply
+        .iter()
+        .map(|v| match v {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        })
+        .collect();
+    let field = |name: &str| {
+        text.chunks(2)
+            .find(|kv| kv[0] == name)
+            .and_then(|kv| kv.get(1))
+            .map(String::as_str)
+    };
+    field("port") == Some(port.to_string().as_str())
+        && field("flags") == Some("master")
+        && field("last-ping-sent") == Some("0")
 }
 
 impl Faults for Sentinel {
