@@ -16,7 +16,9 @@
 # random (wrk Lua script), alternating the two servers round by round, and
 # prints requests/s and each server's CPU time per request (user + system
 # from /proc). warmcache's Redis hit counter is checked before and after:
-# every measured request must have been an L1 hit.
+# every measured request must have been an L1 hit. It prints the means of
+# the rounds and the median of the per-round ratios (warmcache / the bare
+# round just before it).
 #
 # Goals (issue 9, and issue 10 for jobs): warmcache CPU/request <= 1.15x
 # bare, requests/s >= 0.9x.
@@ -25,7 +27,10 @@
 #
 # Settings (environment): ROUNDS (3), DURATION (10s), WARMUP (2s),
 # CONNECTIONS (64), THREADS (1), SERVER_CPU (0), WRK_CPU (1), PIN (1),
-# COUNT (10000), RECORDS (ages | jobs).
+# COUNT (10000), RECORDS (ages | jobs), BARE_FILL (preload: the bare server
+# loads every record at start, one after another into a fresh heap; miss:
+# it fills on misses from Redis during the same warm-up walk as warmcache,
+# so both caches' entries are allocated while serving).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -34,6 +39,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 COUNT=${COUNT:-10000}
 RECORDS=${RECORDS:-ages}
+BARE_FILL=${BARE_FILL:-preload}
 case $RECORDS in
 ages) seed=seed_ages.js path=age-verification id=c cache=age_verification ;;
 jobs) seed=seed_jobs.js path=jobs id=j cache=reasoning_job ;;
@@ -74,7 +80,7 @@ warmcache=${warmcache#listening on }
 metrics=$(wait_line "$workdir/warmcache.log" 'metrics on http://127\.0\.0\.1:[0-9]*' "$warmcache_pid")
 metrics="${metrics#metrics on }/metrics"
 
-BARE_RECORDS=$RECORDS REDIS_PORT=$redis_port BARE_LISTEN=127.0.0.1:0 "${server_pin[@]}" \
+BARE_FILL=$BARE_FILL BARE_RECORDS=$RECORDS REDIS_PORT=$redis_port BARE_LISTEN=127.0.0.1:0 "${server_pin[@]}" \
     target/release/examples/bare_age_server 2>"$workdir/bare.log" &
 bare_pid=$!
 pids+=("$bare_pid")
@@ -136,4 +142,6 @@ printf 'bare       mean requests/s: %10.0f   server CPU/request: %s us\n' "$bare
 printf 'warmcache  mean requests/s: %10.0f   server CPU/request: %s us\n' "$warm_rps" "$warm_cpu"
 echo "ratio warmcache/bare: requests/s $(ratio "$warm_rps" "$bare_rps") (goal >= 0.9)," \
     "server CPU/request $(ratio "$warm_cpu" "$bare_cpu") (goal <= 1.15)"
+echo "median of the rounds' ratios: requests/s $(median_ratio rps warmcache bare)," \
+    "server CPU/request $(median_ratio cpu warmcache bare)"
 echo "all $((hits_after)) Redis reads were the warm-up's: every measured request was an L1 hit"

@@ -120,7 +120,7 @@ cpu_us_per_request() {
 # measure NAME ROUND PID URL [LUA_SCRIPT [HEADER]]: one wrk run of DURATION
 # against URL, served by PID; prints the row "NAME ROUND requests/s CPU/request"
 # and adds both to NAME's sums (mean_rps / mean_cpu read them).
-declare -A rps_sum=() cpu_sum=() runs=()
+declare -A rps_sum=() cpu_sum=() runs=() rps_rounds=() cpu_rounds=()
 measure() {
     local name=$1 round=$2 pid=$3 url=$4 before after rps requests cpu_us
     before=$(ticks "$pid")
@@ -131,6 +131,22 @@ measure() {
     rps_sum[$name]=$(awk -v a="${rps_sum[$name]:-0}" -v b="$rps" 'BEGIN { print a + b }')
     cpu_sum[$name]=$(awk -v a="${cpu_sum[$name]:-0}" -v b="$cpu_us" 'BEGIN { print a + b }')
     runs[$name]=$((${runs[$name]:-0} + 1))
+    rps_rounds[$name]+=" $rps"
+    cpu_rounds[$name]+=" $cpu_us"
+}
+
+# median_ratio rps|cpu A B: the median over rounds of A's value / B's in
+# the same round (on a shared machine, load that drifts between rounds
+# moves both sides of a round alike; one disturbed round moves a median
+# less than a mean).
+median_ratio() {
+    local -n values=${1}_rounds
+    awk -v a="${values[$2]}" -v b="${values[$3]}" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= n; i++) r[i] = x[i] / y[i]
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+        printf "%.3f", (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+    }'
 }
 
 # mean_rps NAME, mean_cpu NAME: the means of NAME's measured rounds.

@@ -8,6 +8,11 @@
 //! check, no tiers, no coherence, no metrics, no ETag. It prints
 //! `listening on http://ADDR` on stderr once loaded.
 //!
+//! With `BARE_FILL=miss` it loads nothing at start: a miss reads the key
+//! from Redis (`GET`) and keeps it, as a read-through cache (and warmcache)
+//! fills, so its entries are allocated while it serves, as warmcache's are,
+//! rather than one after another into a fresh heap.
+//!
 //! `REDIS_PORT=6380 BARE_LISTEN=127.0.0.1:0 cargo run --release --example bare_age_server`
 
 use std::net::SocketAddr;
@@ -32,6 +37,31 @@ async fn age_sync(
     answer(cache.get(&id))
 }
 
+/// `BARE_FILL=miss`: the cache, filled from Redis on a miss.
+#[derive(Clone)]
+struct ReadThrough {
+    cache: Cache<String, Bytes>,
+    redis: redis::aio::MultiplexedConnection,
+    prefix: &'static str,
+}
+
+async fn age_read_through(State(state): State<ReadThrough>, Path(id): Path<String>) -> Response {
+    if let Some(json) = state.cache.get(&id).await {
+        return answer(Some(json));
+    }
+    let mut redis = state.redis.clone();
+    let found: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(format!("{}{id}", state.prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap_or(None);
+    let json = found.map(Bytes::from);
+    if let Some(json) = &json {
+        state.cache.insert(id, json.clone()).await;
+    }
+    answer(json)
+}
+
 fn answer(json: Option<Bytes>) -> Response {
     match json {
         Some(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
@@ -53,8 +83,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             ("age_verification:", "/age-verification/{id}")
         };
+        let read_through = std::env::var("BARE_FILL").is_ok_and(|f| f == "miss");
+        let pattern = if read_through {
+            // Nothing to load: a miss reads Redis.
+            "bare-loads-nothing:".to_owned()
+        } else {
+            format!("{prefix}*")
+        };
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
+            .arg(&pattern)
             .query_async(&mut redis)
             .await?;
         let cache: Cache<String, Bytes> = Cache::builder()
@@ -75,7 +112,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         eprintln!("loaded {} records", keys.len());
         eprintln!("listening on http://{}", listener.local_addr()?);
-        let app = if std::env::var("BARE_CACHE").is_ok_and(|c| c == "sync") {
+        let app = if read_through {
+            let state = ReadThrough {
+                cache,
+                redis,
+                prefix,
+            };
+            Router::new()
+                .route(route, get(age_read_through))
+                .with_state(state)
+        } else if std::env::var("BARE_CACHE").is_ok_and(|c| c == "sync") {
             let sync: SyncCache<String, Bytes> = SyncCache::builder()
                 .max_capacity(256 << 20)
                 .weigher(|id: &String, json: &Bytes| {
