@@ -24,7 +24,9 @@
 //!
 //! `WARMCACHE_SOAK_SECS` sets each soak's duration (default 45 on one
 //! address, 30 on a cluster and on Sentinel, as CI runs them; by hand, e.g.
-//! 600) and `WARMCACHE_SOAK_SEED` the seed (default 1). The soaks run one
+//! 600) and `WARMCACHE_SOAK_SEED` the seed (default 1);
+//! `WARMCACHE_SOAK_DUMP=path` writes each soak's whole history to
+//! `path.standalone`, `path.cluster` and `path.sentinel`. The soaks run one
 //! at a time: each loads a 2-core machine on its own.
 
 #[path = "soak/admin.rs"]
@@ -69,6 +71,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 /// One soak: how long, on what, with which faults.
 struct Soak {
+    /// `standalone`, `cluster` or `sentinel`: in the output and the
+    /// history file's name.
     topology: &'static str,
     seconds: u64,
     seed: u64,
@@ -134,8 +138,9 @@ impl Soak {
         };
         let report = check(&history, &rules);
         if let Ok(path) = std::env::var("WARMCACHE_SOAK_DUMP") {
+            // One file per soak: they run in one test binary.
             let text: String = history.iter().map(|op| format!("{op}\n")).collect();
-            std::fs::write(path, text).expect("write the history");
+            std::fs::write(format!("{path}.{topology}"), text).expect("write the history");
         }
         println!(
             "soak ({topology}): {seconds} s, seed {seed}, {INSTANCES} instances + foreign writer, {} operations\nfaults: {:?}\nskipped (could not be injected): {:?}\nforeign writer's errors (ioredis): {foreign_errors:?}\n{}",
@@ -172,7 +177,7 @@ async fn the_fleet_keeps_its_promises_under_many_faults() {
         foreign_proxy: Arc::clone(&foreign_proxy),
     };
     Soak {
-        topology: "one address",
+        topology: "standalone",
         seconds: env_u64("WARMCACHE_SOAK_SECS", 45),
         seed: env_u64("WARMCACHE_SOAK_SEED", 1),
         op_timeout: foreign_proxy.config().op_timeout,
