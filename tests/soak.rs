@@ -55,6 +55,7 @@ use support::cluster::RedisCluster;
 use support::history::{Rules, check};
 use support::proxy::{Fault as ProxyFault, FaultProxy};
 use support::sentinel::{MASTER, SentinelSet};
+use warmcache::RedisConfig;
 
 const INSTANCES: usize = 3;
 
@@ -84,6 +85,24 @@ struct Soak {
 }
 
 impl Soak {
+    /// A soak of 30 s by default whose instances connect as `config` says
+    /// (cluster and Sentinel: no proxy, the nodes announce themselves).
+    async fn connected(topology: &'static str, config: &RedisConfig, writer: Writer) -> Self {
+        let mut instances = Vec::new();
+        for index in 0..INSTANCES {
+            instances.push(Arc::new(Instance::start(index, config, None).await));
+        }
+        Self {
+            topology,
+            seconds: env_u64("WARMCACHE_SOAK_SECS", 30),
+            seed: env_u64("WARMCACHE_SOAK_SEED", 1),
+            op_timeout: config.op_timeout,
+            run: Arc::new(Run::new()),
+            instances,
+            writer,
+        }
+    }
+
     /// Runs the workers, the foreign writer and `faults` for the soak's
     /// duration, lets the fleet settle, reads every id once more on every
     /// instance, and checks the history.
@@ -196,22 +215,10 @@ async fn the_fleet_keeps_its_promises_on_a_cluster_under_many_faults() {
     let config = cluster.config();
     let writer = Writer::Cluster(cluster.nodes.iter().map(|n| n.port()).collect());
     let cluster = Arc::new(Mutex::new(cluster));
-    let run = Arc::new(Run::new());
-    let mut instances = Vec::new();
-    for index in 0..INSTANCES {
-        instances.push(Arc::new(Instance::start(index, &config, None).await));
-    }
-    Soak {
-        topology: "cluster",
-        seconds: env_u64("WARMCACHE_SOAK_SECS", 30),
-        seed: env_u64("WARMCACHE_SOAK_SEED", 1),
-        op_timeout: config.op_timeout,
-        run,
-        instances,
-        writer,
-    }
-    .run(Cluster::new(Arc::clone(&cluster)).await)
-    .await;
+    Soak::connected("cluster", &config, writer)
+        .await
+        .run(Cluster::new(Arc::clone(&cluster)).await)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,20 +228,8 @@ async fn the_fleet_keeps_its_promises_on_sentinel_under_many_faults() {
     let config = set.config();
     let writer = Writer::Sentinel(set.sentinel_ports(), MASTER);
     let set = Arc::new(Mutex::new(set));
-    let run = Arc::new(Run::new());
-    let mut instances = Vec::new();
-    for index in 0..INSTANCES {
-        instances.push(Arc::new(Instance::start(index, &config, None).await));
-    }
-    Soak {
-        topology: "sentinel",
-        seconds: env_u64("WARMCACHE_SOAK_SECS", 30),
-        seed: env_u64("WARMCACHE_SOAK_SEED", 1),
-        op_timeout: config.op_timeout,
-        run,
-        instances,
-        writer,
-    }
-    .run(Sentinel::new(Arc::clone(&set)).await)
-    .await;
+    Soak::connected("sentinel", &config, writer)
+        .await
+        .run(Sentinel::new(Arc::clone(&set)).await)
+        .await;
 }
