@@ -83,6 +83,10 @@ pub struct RedisConfig {
     /// Password of the sentinels (`REDIS_SENTINEL_PASSWORD`); the data
     /// nodes' credentials are never sent to a sentinel.
     pub sentinel_password: Option<Secret>,
+    /// How often the current primary is asked `ROLE`, which catches a
+    /// failover whose `+switch-master` message was missed
+    /// (`REDIS_SENTINEL_ROLE_CHECK_MS`, default 1000 ms).
+    pub sentinel_role_check: Duration,
 }
 
 /// How warmcache reaches Redis.
@@ -122,6 +126,7 @@ impl RedisConfig {
             sentinel_master: DEFAULT_SENTINEL_MASTER.to_owned(),
             sentinel_username: None,
             sentinel_password: None,
+            sentinel_role_check: Duration::from_secs(1),
         }
     }
 
@@ -320,6 +325,13 @@ impl RedisConfig {
         self.sentinel_password = lookup("REDIS_SENTINEL_PASSWORD")
             .filter(|p| !p.is_empty())
             .map(Secret);
+        self.sentinel_role_check = Duration::from_millis(parse_ms(
+            get("REDIS_SENTINEL_ROLE_CHECK_MS"),
+            "REDIS_SENTINEL_ROLE_CHECK_MS",
+            1_000,
+            50,
+            3_600_000,
+        )?);
         Ok(())
     }
 
@@ -401,6 +413,8 @@ mod tests {
             ("REDIS_SENTINELS", "s1:26379,nope"),
             ("REDIS_SENTINELS", ","),
             ("REDIS_SENTINEL_MASTER", "my master"),
+            ("REDIS_SENTINEL_ROLE_CHECK_MS", "10"),
+            ("REDIS_SENTINEL_ROLE_CHECK_MS", "hourly"),
         ] {
             let err = parse(&[(name, value)]).expect_err("rejected");
             assert_eq!((err.name, err.value.as_str()), (name, value));
@@ -450,6 +464,7 @@ mod tests {
             vec![("10.0.0.1".to_owned(), 26379), ("::1".to_owned(), 26380)]
         );
         assert_eq!(config.sentinel_master, "mymaster");
+        assert_eq!(config.sentinel_role_check, Duration::from_secs(1));
         assert_eq!(config.sentinel_username.as_deref(), Some("watcher"));
         assert_eq!(config.db, 3, "the data nodes' database");
         let shown = format!("{config:?}");
@@ -458,9 +473,11 @@ mod tests {
             ("REDIS_MODE", "sentinel"),
             ("REDIS_SENTINELS", "s:1"),
             ("REDIS_SENTINEL_MASTER", "orders"),
+            ("REDIS_SENTINEL_ROLE_CHECK_MS", "250"),
         ])
         .expect("valid");
         assert_eq!(named.sentinel_master, "orders");
+        assert_eq!(named.sentinel_role_check, Duration::from_millis(250));
     }
 
     #[test]

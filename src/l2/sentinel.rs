@@ -12,11 +12,11 @@
 //! connection, time-bounded, PINGed, and reconnecting with the listener's
 //! backoff, [`super::tracking::wait`]); an operation that met `READONLY` or
 //! lost its connection ([`Follower::demoted`], [`Follower::suspect`]); and a
-//! `ROLE` check of the current primary every [`RECHECK_EVERY`], which catches
-//! a missed message. A switch (or a primary found demoted) first **unsets**
-//! the primary: the epoch moves on, the L1 lease is withdrawn at once, the
-//! listener's write connection is dropped and the listener told to
-//! reconnect. Only the verified new primary is then installed, with a fresh
+//! `ROLE` check of the current primary every `REDIS_SENTINEL_ROLE_CHECK_MS`
+//! (1 s), which catches a missed message. A switch (or a primary found
+//! demoted) first **unsets** the primary: the epoch moves on, the L1 lease
+//! is withdrawn at once, the listener's write connection is dropped and the
+//! listener told to reconnect. Only the verified new primary is then installed, with a fresh
 //! main connection (the old one is dropped with the last operation using
 //! it), and the handle's breaker forgets the old primary's failures.
 //! The listener ([`super::tracking`]) tracks the primary of one epoch, and
@@ -50,8 +50,6 @@ use super::hub::Hub;
 use super::tracking::wait;
 use super::{RedisConfig, Secret};
 
-/// How often the current primary's `ROLE` is checked.
-pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(1);
 /// The channel the sentinels announce a new primary on.
 const SWITCH_CHANNEL: &str = "+switch-master";
 /// A subscription PINGs its sentinel this often (a silent loss ends it).
@@ -88,6 +86,8 @@ pub(crate) struct Settings {
     manager_config: ConnectionManagerConfig,
     connect_timeout: Duration,
     op_timeout: Duration,
+    /// How often the current primary's `ROLE` is checked.
+    role_check: Duration,
 }
 
 impl Settings {
@@ -122,6 +122,7 @@ impl Settings {
             manager_config,
             connect_timeout: config.connect_timeout,
             op_timeout: config.op_timeout,
+            role_check: config.sentinel_role_check,
         }
     }
 }
@@ -316,7 +317,7 @@ impl Follower {
                         () = cancel.cancelled() => return,
                         () = self.wake.notified() => {}
                         () = self.hinted.notified() => {}
-                        () = tokio::time::sleep(RECHECK_EVERY) => {}
+                        () = tokio::time::sleep(self.settings.role_check) => {}
                     }
                 }
                 Err(why) => {

@@ -296,4 +296,10 @@ pub const SETTINGS: &[Setting] = &[
         default: None,
         help: "Password of the sentinels (environment only; never logged; the data nodes use REDIS_PASSWORD)",
     },
+    Setting {
+        env: "REDIS_SENTINEL_ROLE_CHECK_MS",
+        flag: Some("redis-sentinel-role-check-ms"),
+        default: Some("1000"),
+        help: "How often the primary is asked ROLE, to catch a missed +switch-master (sentinel mode, 50 to 3600000)",
+    },
 ];
