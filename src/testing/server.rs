@@ -66,6 +66,39 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The arguments that make a server listen on `port`: plain TCP, or TLS
+/// only (plain port off) with the certificate, key and CA in `tls`, clients
+/// not asked for certificates, and replication (a replica's link, a
+/// sentinel's links) over TLS.
+fn port_args(port: u16, tls: Option<[&Path; 3]>) -> Vec<String> {
+    let Some([cert, key, ca]) = tls else {
+        return vec!["--port".to_owned(), port.to_string()];
+    };
+    let path = |p: &Path| p.display().to_string();
+    [
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        &path(cert),
+        "--tls-key-file",
+        &path(key),
+        "--tls-ca-cert-file",
+        &path(ca),
+        "--tls-auth-clients",
+        "no",
+        "--tls-replication",
+        "yes",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn tls_paths(tls: &super::TlsFiles) -> [&Path; 3] {
+    [&tls.cert, &tls.key, &tls.ca]
+}
+
 /// Why a redis-server did not start.
 enum SpawnError {
     /// A port it was given was taken: worth another try.
@@ -90,7 +123,7 @@ impl RedisServer {
     /// # Panics
     /// If `redis-server` is not installed or does not start.
     pub fn start_with(extra: &[&str]) -> Self {
-        Self::start_program("redis-server", None, extra)
+        Self::start_program("redis-server", None, extra, None)
     }
 
     /// A `redis-sentinel` on a free port; `config` is its configuration
@@ -100,10 +133,43 @@ impl RedisServer {
     /// # Panics
     /// If `redis-sentinel` is not installed or does not start.
     pub fn start_sentinel(config: &str) -> Self {
-        Self::start_program("redis-sentinel", Some(config), &[])
+        Self::start_program("redis-sentinel", Some(config), &[], None)
     }
 
-    fn start_program(program: &'static str, config: Option<&str>, extra: &[&str]) -> Self {
+    /// A TLS-only server (plain port off) using the given PEM files (see
+    /// [`TlsFiles`](super::TlsFiles)); clients are not asked for certificates.
+    ///
+    /// # Panics
+    /// If `redis-server` (built with TLS) is not installed or does not start.
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> Self {
+        Self::start_program("redis-server", None, &[], Some([cert, key, ca]))
+    }
+
+    /// [`start_tls`](Self::start_tls) with the files of `tls` and extra
+    /// arguments; it replicates over TLS too (`--tls-replication yes`).
+    ///
+    /// # Panics
+    /// If `redis-server` (built with TLS) is not installed or does not start.
+    pub fn start_tls_with(tls: &super::TlsFiles, extra: &[&str]) -> Self {
+        Self::start_program("redis-server", None, extra, Some(tls_paths(tls)))
+    }
+
+    /// [`start_sentinel`](Self::start_sentinel) listening on TLS only and
+    /// reaching the servers and the other sentinels over TLS.
+    ///
+    /// # Panics
+    /// If `redis-sentinel` (built with TLS) is not installed or does not start.
+    pub fn start_sentinel_tls(config: &str, tls: &super::TlsFiles) -> Self {
+        Self::start_program("redis-sentinel", Some(config), &[], Some(tls_paths(tls)))
+    }
+
+    /// `tls`: the certificate, key and CA files of a TLS-only server.
+    fn start_program(
+        program: &'static str,
+        config: Option<&str>,
+        extra: &[&str],
+        tls: Option<[&Path; 3]>,
+    ) -> Self {
         // A port picked free may be taken before redis-server binds it (by
         // a parallel test's server or an outgoing connection): pick again.
         let mut last_error = String::new();
@@ -121,7 +187,7 @@ impl RedisServer {
                     .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
                 args.push(file.display().to_string());
             }
-            args.extend(["--port".to_owned(), port.to_string()]);
+            args.extend(port_args(port, tls));
             args.extend(extra.iter().map(|s| (*s).to_owned()));
             if extra.contains(&"--cluster-enabled") {
                 // The default bus port (port + 10000) is neither checked
@@ -142,40 +208,6 @@ impl RedisServer {
             }
         }
         panic!("{program} found no free port in 5 tries:\n{last_error}");
-    }
-
-    /// A TLS-only server (plain port off) using the given PEM files (see
-    /// [`TlsFiles`](super::TlsFiles)); clients are not asked for certificates.
-    ///
-    /// # Panics
-    /// If `redis-server` (built with TLS) is not installed or does not start.
-    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> Self {
-        let port = free_port();
-        let dir = temp_dir("redis-tls");
-        let path = |p: &Path| p.display().to_string();
-        let args = vec![
-            "--port".to_owned(),
-            "0".to_owned(),
-            "--tls-port".to_owned(),
-            port.to_string(),
-            "--tls-cert-file".to_owned(),
-            path(cert),
-            "--tls-key-file".to_owned(),
-            path(key),
-            "--tls-ca-cert-file".to_owned(),
-            path(ca),
-            "--tls-auth-clients".to_owned(),
-            "no".to_owned(),
-        ];
-        let mut server = Self {
-            port,
-            dir,
-            args,
-            child: None,
-            program: "redis-server",
-        };
-        server.spawn();
-        server
     }
 
     /// Starts (or restarts) the server on its ports; a port taken meanwhile

@@ -4,6 +4,7 @@
 //! takes over within seconds. Foreign clients are `redis-cli -c` processes
 //! (they follow `MOVED` as any cluster client does).
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -25,25 +26,34 @@ pub struct RedisCluster {
 /// # Panics
 /// When redis-cli cannot run or exits with an error.
 pub fn cli(port: u16, args: &[&str]) -> String {
-    cli_auth(port, None, args)
+    cli_as(port, None, None, args)
 }
 
 /// [`cli`], authenticated with `password` when given (passed in the
-/// environment, `REDISCLI_AUTH`, not on the command line).
-pub fn cli_auth(port: u16, password: Option<&str>, args: &[&str]) -> String {
-    try_cli_auth(port, password, args).unwrap_or_else(|e| panic!("{e}"))
+/// environment, `REDISCLI_AUTH`, not on the command line), over TLS
+/// trusting the CA file `tls_ca` when given.
+pub fn cli_as(port: u16, password: Option<&str>, tls_ca: Option<&Path>, args: &[&str]) -> String {
+    try_cli_as(port, password, tls_ca, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// [`cli`] for fault schedules: an error reply, or redis-cli failing to
 /// run or to connect, is an `Err` with the message [`cli`] would panic with.
 pub fn try_cli(port: u16, args: &[&str]) -> Result<String, String> {
-    try_cli_auth(port, None, args)
+    try_cli_as(port, None, None, args)
 }
 
-fn try_cli_auth(port: u16, password: Option<&str>, args: &[&str]) -> Result<String, String> {
+fn try_cli_as(
+    port: u16,
+    password: Option<&str>,
+    tls_ca: Option<&Path>,
+    args: &[&str],
+) -> Result<String, String> {
     let mut command = Command::new("redis-cli");
     if let Some(password) = password {
         command.env("REDISCLI_AUTH", password);
+    }
+    if let Some(ca) = tls_ca {
+        command.arg("--tls").arg("--cacert").arg(ca);
     }
     let output = command
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])

@@ -6,10 +6,11 @@
 use std::time::{Duration, Instant};
 
 use warmcache::RedisConfig;
+use warmcache::testing::TlsFiles;
 
 use super::RedisServer;
 pub use super::cluster::cli;
-use super::cluster::cli_auth;
+use super::cluster::cli_as;
 
 /// The name the sentinels monitor the primary under.
 pub const MASTER: &str = "mymaster";
@@ -24,6 +25,8 @@ pub struct SentinelSet {
     pub data_password: Option<String>,
     /// The sentinels' own `requirepass`, if any.
     pub sentinel_password: Option<String>,
+    /// The certificates when every node and sentinel listens on TLS only.
+    pub tls: Option<TlsFiles>,
 }
 
 impl SentinelSet {
@@ -37,19 +40,34 @@ impl SentinelSet {
     /// replica (which the sentinels are given with `auth-pass`), `sentinel`
     /// on the sentinels (which they give each other with `sentinel-pass`).
     pub fn start_with_passwords(data: Option<&str>, sentinel: Option<&str>) -> Self {
+        Self::start_as(data, sentinel, None)
+    }
+
+    /// [`SentinelSet::start`] with every node and sentinel on TLS only (a
+    /// private CA, [`TlsFiles`]), replicating and monitoring over TLS.
+    pub fn start_tls() -> Self {
+        Self::start_as(None, None, Some(TlsFiles::generate()))
+    }
+
+    fn start_as(data: Option<&str>, sentinel: Option<&str>, tls: Option<TlsFiles>) -> Self {
         let auth: Vec<&str> = data
             .map(|pw| vec!["--requirepass", pw, "--masterauth", pw])
             .unwrap_or_default();
-        let primary = RedisServer::start_with(&auth);
+        let node = |args: &[&str]| match &tls {
+            Some(files) => RedisServer::start_tls_with(files, args),
+            None => RedisServer::start_with(args),
+        };
+        let primary = node(&auth);
         let port = primary.port().to_string();
         let mut replica_args = vec!["--replicaof", "127.0.0.1", &port];
         replica_args.extend(&auth);
-        let replica = RedisServer::start_with(&replica_args);
+        let replica = node(&replica_args);
         let set = Self {
             nodes: vec![primary, replica],
             sentinels: Vec::new(),
             data_password: data.map(str::to_owned),
             sentinel_password: sentinel.map(str::to_owned),
+            tls,
         };
         set.wait_replicas_in_sync();
         let mut config = format!(
@@ -67,7 +85,10 @@ impl SentinelSet {
             ));
         }
         let sentinels = (0..3)
-            .map(|_| RedisServer::start_sentinel(&config))
+            .map(|_| match &set.tls {
+                Some(files) => RedisServer::start_sentinel_tls(&config, files),
+                None => RedisServer::start_sentinel(&config),
+            })
             .collect();
         let set = Self { sentinels, ..set };
         set.wait_sentinels_ready();
@@ -113,11 +134,16 @@ impl SentinelSet {
         self.sentinels.iter().map(RedisServer::port).collect()
     }
 
-    /// Settings for warmcache: sentinel mode, every sentinel, short timeouts.
+    /// Settings for warmcache: sentinel mode, every sentinel, short
+    /// timeouts, TLS trusting the set's CA when it has one.
     pub fn config(&self) -> RedisConfig {
         let mut config = RedisConfig::local_sentinel(&self.sentinel_ports(), MASTER);
         config.op_timeout = Duration::from_millis(300);
         config.connect_timeout = Duration::from_millis(300);
+        if let Some(files) = &self.tls {
+            config.use_tls = true;
+            config.tls_ca_file = Some(files.ca.clone());
+        }
         config
     }
 
@@ -201,14 +227,51 @@ impl SentinelSet {
 }
 
 impl SentinelSet {
-    /// [`cli`] on the data node `port`, with the data password.
+    /// [`cli`] on the data node `port`, with the data password (over TLS
+    /// in a TLS set).
     pub fn node_cli(&self, port: u16, args: &[&str]) -> String {
-        cli_auth(port, self.data_password.as_deref(), args)
+        cli_as(port, self.data_password.as_deref(), self.ca(), args)
     }
 
-    /// [`cli`] on the sentinel `port`, with the sentinels' password.
+    /// [`cli`] on the sentinel `port`, with the sentinels' password (over
+    /// TLS in a TLS set).
     pub fn sentinel_cli(&self, port: u16, args: &[&str]) -> String {
-        cli_auth(port, self.sentinel_password.as_deref(), args)
+        cli_as(port, self.sentinel_password.as_deref(), self.ca(), args)
+    }
+
+    fn ca(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|files| files.ca.as_path())
+    }
+
+    /// Makes the replica the primary and the primary its replica by hand,
+    /// then has every sentinel monitor the new primary afresh (`SENTINEL
+    /// REMOVE`, `MONITOR`): no `+switch-master` is published, and the old
+    /// primary's clients are not disconnected (as they are in a Sentinel
+    /// failover). Returns (old, new) primary ports; sets without passwords.
+    pub fn switch_unannounced(&self) -> (u16, u16) {
+        let old = self.primary();
+        let new = *self
+            .live_ports()
+            .iter()
+            .find(|&&p| p != old)
+            .expect("a replica");
+        assert_eq!(self.node_cli(new, &["REPLICAOF", "NO", "ONE"]), "OK");
+        assert_eq!(
+            self.node_cli(old, &["REPLICAOF", "127.0.0.1", &new.to_string()]),
+            "OK"
+        );
+        for sentinel in self.sentinel_ports() {
+            let new = new.to_string();
+            for args in [
+                &["SENTINEL", "REMOVE", MASTER][..],
+                &["SENTINEL", "MONITOR", MASTER, "127.0.0.1", &new, "2"],
+                &["SENTINEL", "SET", MASTER, "down-after-milliseconds", "1000"],
+                &["SENTINEL", "SET", MASTER, "failover-timeout", "3000"],
+            ] {
+                assert_eq!(self.sentinel_cli(sentinel, args), "OK", "{args:?}");
+            }
+        }
+        (old, new)
     }
 }
 
