@@ -40,12 +40,13 @@ fn foreign_set(set: &SentinelSet, port: u16, id: &str, method: &str) {
     assert_eq!(reply, "OK");
 }
 
-/// Writes `id` through `ages` until a write lands on the node `port` (read
-/// back there; call once `port` is the primary, so no replication from the
-/// old one can bring it); returns how long it took from `since`.
+/// Writes `id` through `ages` until a write lands on the new primary, as
+/// `get` (a `GET` of the key there) reads it back (call once the new primary
+/// is chosen, so no replication from the old one can bring it); returns how
+/// long it took from `since`.
 async fn first_write_on(
     ages: &TieredCache<AgeVerification>,
-    port: u16,
+    get: impl Fn(&str) -> String,
     id: &str,
     since: Instant,
 ) -> Duration {
@@ -53,9 +54,9 @@ async fn first_write_on(
     eventually("a write to reach the new primary", || {
         n += 1;
         let method = format!("after-{n}");
+        let get = &get;
         async move {
-            ages.insert(id, record(id, &method)).await.is_ok()
-                && cli(port, &["GET", &key(id)]).contains(&method)
+            ages.insert(id, record(id, &method)).await.is_ok() && get(&key(id)).contains(&method)
         }
     })
     .await;
@@ -169,7 +170,9 @@ async fn a_sentinel_failover_moves_every_connection_and_serves_nothing_stale() {
     let switched = started.elapsed();
     let writes = {
         let ages = a.ages.clone();
-        tokio::spawn(async move { first_write_on(&ages, new, probe, started).await })
+        tokio::spawn(async move {
+            first_write_on(&ages, |k| cli(new, &["GET", k]), probe, started).await
+        })
     };
     // A change on the new primary right after the switch: the old primary
     // never sees it, so an L1 still trusted on its tracking would serve v1.
@@ -258,7 +261,7 @@ async fn a_killed_primary_is_replaced_and_nothing_erased_comes_back() {
     .await;
     let new = set.wait_switched_from(old);
     let switched = killed_at.elapsed();
-    let took = first_write_on(&a.ages, new, id, killed_at).await;
+    let took = first_write_on(&a.ages, |k| cli(new, &["GET", k]), id, killed_at).await;
     println!(
         "sentinel failover: kill to the sentinels' switch {} ms, to first write on the new primary {} ms",
         switched.as_millis(),
@@ -350,17 +353,8 @@ async fn with_passwords_each_side_gets_its_own_and_a_failover_is_followed() {
 
     set.failover();
     let new = set.wait_switched_from(primary);
-    let mut n = 0_u32;
-    eventually("a write to reach the new primary", || {
-        n += 1;
-        let method = format!("after-{n}");
-        let (ages, set, id) = (&a.ages, &set, &ids[0]);
-        async move {
-            ages.insert(id, record(id, &method)).await.is_ok()
-                && set.node_cli(new, &["GET", &key(id)]).contains(&method)
-        }
-    })
-    .await;
+    let read_back = |k: &str| set.node_cli(new, &["GET", k]);
+    first_write_on(&a.ages, read_back, &ids[0], Instant::now()).await;
     foreign_set(&set, new, &ids[1], "v2");
     for instance in [&a, &b] {
         instance.reads(&ids[1], Some("v2")).await;
@@ -380,4 +374,77 @@ async fn with_passwords_each_side_gets_its_own_and_a_failover_is_followed() {
         !shown.contains("not-the-password") && !shown.contains(data),
         "{shown}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_changes_reach_both_l1s_and_a_failover_is_followed() {
+    let set = SentinelSet::start_tls();
+    let config = set.config();
+    let (a, b) = (
+        Instance::start(&config).await,
+        Instance::start(&config).await,
+    );
+    let primary = set.primary();
+    let ids: Vec<String> = (0..3).map(|i| format!("tls{i}")).collect();
+    for id in &ids {
+        foreign_set(&set, primary, id, "v1");
+    }
+    for instance in [&a, &b] {
+        for id in &ids {
+            instance.cached(id, "v1").await;
+        }
+    }
+
+    set.failover();
+    let new = set.wait_switched_from(primary);
+    let read_back = |k: &str| set.node_cli(new, &["GET", k]);
+    first_write_on(&a.ages, read_back, &ids[0], Instant::now()).await;
+    foreign_set(&set, new, &ids[1], "v2");
+    for instance in [&a, &b] {
+        instance.reads(&ids[1], Some("v2")).await;
+        instance.cached(&ids[1], "v2").await;
+    }
+
+    // Plain TCP to TLS-only sentinels: a bounded connection error.
+    let mut plain = set.config();
+    plain.use_tls = false;
+    let redis = warmcache::RedisHandle::connect_lazy(&plain).expect("valid settings");
+    let started = Instant::now();
+    let error = redis
+        .ping()
+        .await
+        .expect_err("no sentinel speaks plain TCP");
+    assert!(
+        matches!(error, warmcache::L2Error::Connection(_)),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_meets_readonly_finds_the_new_primary_unannounced() {
+    let set = SentinelSet::start();
+    let mut config = set.config();
+    // Only a write's READONLY can tell: the switch is not announced, and the
+    // periodic ROLE check does not come within the test.
+    config.sentinel_role_check = Duration::from_secs(3600);
+    let a = Instance::start(&config).await;
+    let ids: Vec<String> = (0..3).map(|i| format!("ro{i}")).collect();
+    for id in &ids {
+        foreign_set(&set, set.primary(), id, "v1");
+        a.cached(id, "v1").await;
+    }
+
+    let (old, new) = set.switch_unannounced();
+    assert_eq!(set.wait_switched_from(old), new);
+    let since = Instant::now();
+    let took = first_write_on(&a.ages, |k| cli(new, &["GET", k]), &ids[0], since).await;
+    println!("unannounced switch: first write on the new primary after {took:?}");
+    eventually("no warmcache connection on the demoted primary", || async {
+        set.warmcache_clients(old).is_empty()
+    })
+    .await;
+    foreign_set(&set, new, &ids[1], "v2");
+    a.reads(&ids[1], Some("v2")).await;
+    a.cached(&ids[1], "v2").await;
 }
