@@ -22,6 +22,7 @@
 //! it still complete.
 
 mod builder;
+mod cached;
 mod error;
 mod fill;
 mod id;
@@ -34,12 +35,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 pub use builder::{DEFAULT_L1_MAX_BYTES, DEFAULT_L1_TTL, TieredCacheBuilder};
+pub use cached::{Cached, Tier};
 pub use error::{CacheError, LoaderError};
 pub use id::{CacheId, InvalidId, MAX_ID_LEN};
 pub use stats::CacheStats;
@@ -50,130 +51,11 @@ use crate::l2::Erasure;
 use crate::l2::hub::{Hub, InvalidationTarget};
 use crate::l2::{L2Error, RedisHandle};
 use crate::records::Keyspace;
+use cached::{L1Entry, Stored};
 use fill::FillOutcome;
 use in_flight::InFlight;
 use stats::{Counters, L2Op};
 use stripes::Stripes;
-
-/// Which tier answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
-    /// Process memory.
-    L1,
-    /// Redis.
-    L2,
-    /// The loader (the source of truth).
-    Loader,
-}
-
-/// A value as served: decoded, and as the JSON bytes stored in Redis.
-///
-/// A handle on the L1 entry it came from: cloning it, or serving it, is one
-/// reference count, and an L1 hit copies nothing but that handle (the
-/// decoded value, the JSON and its ETag share one allocation).
-pub struct Cached<V> {
-    entry: L1Entry<V>,
-    tier: Tier,
-}
-
-impl<V> Cached<V> {
-    /// The decoded value.
-    pub fn value(&self) -> &V {
-        &self.entry.value
-    }
-
-    /// The JSON text, exactly as stored in Redis. Cloning it copies no data.
-    pub fn json(&self) -> &Bytes {
-        &self.entry.json
-    }
-
-    /// The strong ETag of [`Cached::json`] (length and FNV-1a, as every
-    /// instance computes it), worked out once per fill rather than on every hit.
-    pub fn etag(&self) -> &HeaderValue {
-        &self.entry.etag
-    }
-
-    /// Which tier answered.
-    pub fn tier(&self) -> Tier {
-        self.tier
-    }
-}
-
-/// The decoded value, as [`Cached::value`].
-impl<V> std::ops::Deref for Cached<V> {
-    type Target = V;
-
-    fn deref(&self) -> &V {
-        self.value()
-    }
-}
-
-impl<V> Clone for Cached<V> {
-    fn clone(&self) -> Self {
-        Self {
-            entry: self.entry.clone(),
-            tier: self.tier,
-        }
-    }
-}
-
-impl<V: std::fmt::Debug> std::fmt::Debug for Cached<V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cached")
-            .field("value", self.value())
-            .field("json", self.json())
-            .field("etag", self.etag())
-            .field("tier", &self.tier)
-            .finish()
-    }
-}
-
-/// One L1 entry: one allocation, so that moka's clone on every hit is a
-/// single reference count (with 10,000 records read at random, separate
-/// counts for the value, the JSON and the ETag were three cold cache lines
-/// per hit).
-type L1Entry<V> = Arc<Stored<V>>;
-
-/// What an L1 entry holds.
-///
-/// `repr(C)` keeps declaration order: what an L1 hit reads (the deadline,
-/// the generation, the stripe and the JSON handle) comes first, next to the
-/// `Arc`'s counts, so that over many ids a hit touches one or two cold
-/// cache lines of the entry rather than fields scattered after the value.
-#[derive(Debug)]
-#[repr(C)]
-struct Stored<V> {
-    /// On tokio's clock; never later than the Redis key's expiry.
-    expires_at: Instant,
-    /// The id's invalidation generation when the fill began.
-    generation: u64,
-    /// The id's stripe ([`Stripes::index`]), so a hit does not hash the id.
-    stripe: usize,
-    json: Bytes,
-    /// [`Cached::etag`] of `json`.
-    etag: HeaderValue,
-    /// When the value was read (from Redis or the loader).
-    fetched_at: Instant,
-    /// The tier it was filled from.
-    origin: Tier,
-    value: V,
-}
-
-impl<V> Stored<V> {
-    fn remaining(&self) -> Duration {
-        self.expires_at.saturating_duration_since(Instant::now())
-    }
-
-    fn cached(self: &Arc<Self>, tier: Tier) -> Cached<V> {
-        Arc::clone(self).into_cached(tier)
-    }
-
-    /// As [`Stored::cached`], moving rather than cloning (an L1 hit's
-    /// entry is moka's clone already).
-    fn into_cached(self: Arc<Self>, tier: Tier) -> Cached<V> {
-        Cached { entry: self, tier }
-    }
-}
 
 /// A two-tier cache of one keyspace. Cloning is cheap and shares the cache.
 pub struct TieredCache<V> {
