@@ -227,6 +227,27 @@ pub(crate) fn parse_timestamp(text: &str) -> Result<OffsetDateTime, &'static str
     OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000).map_err(|_| EXPECTED)
 }
 
+/// A result table of `section` with these columns (name, BigQuery type),
+/// for the tests of this module and of the sections.
+#[cfg(test)]
+pub(crate) fn table(
+    section: &'static str,
+    columns: &[(&str, &str)],
+    rows: Vec<Vec<Value>>,
+) -> ResultTable {
+    ResultTable {
+        section,
+        columns: columns
+            .iter()
+            .map(|(name, kind)| Column {
+                name: (*name).to_owned(),
+                kind: (*kind).to_owned(),
+            })
+            .collect(),
+        rows,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,31 +283,18 @@ mod tests {
         assert!(parse_timestamp("yesterday").is_err());
     }
 
-    fn table(rows: Vec<Vec<Value>>) -> ResultTable {
-        ResultTable {
-            section: "products",
-            columns: vec![
-                Column {
-                    name: "id".into(),
-                    kind: "STRING".into(),
-                },
-                Column {
-                    name: "stock".into(),
-                    kind: "INTEGER".into(),
-                },
-            ],
-            rows,
-        }
-    }
-
     #[test]
     fn errors_name_section_row_and_column() {
-        let t = table(vec![
-            vec![json!("p1"), json!("3")],
-            vec![json!("p2"), json!("lots")],
-            vec![json!("p3"), Value::Null],
-            vec![json!("p4")],
-        ]);
+        let t = table(
+            "products",
+            &[("id", "STRING"), ("stock", "INTEGER")],
+            vec![
+                vec![json!("p1"), json!("3")],
+                vec![json!("p2"), json!("lots")],
+                vec![json!("p3"), Value::Null],
+                vec![json!("p4")],
+            ],
+        );
         let rows: Vec<Row<'_>> = t.rows().collect();
         assert_eq!(rows[0].count("stock").expect("valid"), 3);
         let message = |e: SourceError| e.to_string();

@@ -156,7 +156,7 @@ fn by_revenue(a: f64, b: f64) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::bigquery::sections::tests::table;
+    use crate::source::bigquery::cells::table;
     use serde_json::{Value, json};
     use time::macros::date;
 

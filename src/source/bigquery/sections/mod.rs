@@ -157,28 +157,9 @@ fn rfc3339(at: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::bigquery::cells::Column;
-    use serde_json::{Value, json};
+    use crate::source::bigquery::cells::table;
+    use serde_json::json;
     use time::macros::date;
-
-    /// A result table of `section` with these columns (name, BigQuery type).
-    pub(super) fn table(
-        section: &'static str,
-        columns: &[(&str, &str)],
-        rows: Vec<Vec<Value>>,
-    ) -> ResultTable {
-        ResultTable {
-            section,
-            columns: columns
-                .iter()
-                .map(|(name, kind)| Column {
-                    name: (*name).to_owned(),
-                    kind: (*kind).to_owned(),
-                })
-                .collect(),
-            rows,
-        }
-    }
 
     #[test]
     fn history_covers_365_days_and_24_months_across_a_year_boundary() {
