@@ -4,7 +4,9 @@
 //! both L1s; `SENTINEL FAILOVER` and a killed primary are followed by
 //! themselves, no connection stays on the demoted primary, L1 is distrusted
 //! until tracking runs on the new one, and an erasure made during the
-//! failover stays final.
+//! failover stays final. The same over TLS and with passwords; and a switch
+//! the sentinels never announce is found by a write's `READONLY` alone, or
+//! with no write by the periodic `ROLE` check alone.
 //!
 //! Real sockets, so the real clock: waits are bounded polls that fail with a
 //! message; recovery times are printed (reported, not asserted).
@@ -20,7 +22,7 @@ use support::instance::{
 use support::sentinel::{SentinelSet, cli};
 use warmcache::bullmq::{BullmqConfig, BullmqJobs, FollowerOptions};
 use warmcache::records::AgeVerification;
-use warmcache::{Tier, TieredCache};
+use warmcache::{RedisConfig, Tier, TieredCache};
 
 /// warmcache's connections on the node `port` blocked in (or last running)
 /// `XREAD`: the BullMQ events follower's.
@@ -329,21 +331,15 @@ async fn no_reachable_sentinel_is_a_bounded_connection_error() {
     assert!(warmcache::RedisHandle::connect_lazy(&config).is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_passwords_each_side_gets_its_own_and_a_failover_is_followed() {
-    let (data, sentinel) = ("data-secret", "sentinel-secret");
-    let set = SentinelSet::start_with_passwords(Some(data), Some(sentinel));
-    let mut config = set.config();
-    config.password = Some(warmcache::Secret::new(data));
-    config.sentinel_password = Some(warmcache::Secret::new(sentinel));
-    let (a, b) = (
-        Instance::start(&config).await,
-        Instance::start(&config).await,
-    );
+/// Two instances on `config` cache ids a foreign client wrote on the
+/// primary; after a `SENTINEL FAILOVER` a write of theirs reaches the new
+/// primary, and a foreign change there reaches both L1s. `tag` prefixes the ids.
+async fn two_instances_follow_a_failover(set: &SentinelSet, config: &RedisConfig, tag: &str) {
+    let (a, b) = (Instance::start(config).await, Instance::start(config).await);
     let primary = set.primary();
-    let ids: Vec<String> = (0..3).map(|i| format!("pw{i}")).collect();
+    let ids: Vec<String> = (0..3).map(|i| format!("{tag}{i}")).collect();
     for id in &ids {
-        foreign_set(&set, primary, id, "v1");
+        foreign_set(set, primary, id, "v1");
     }
     for instance in [&a, &b] {
         for id in &ids {
@@ -355,11 +351,21 @@ async fn with_passwords_each_side_gets_its_own_and_a_failover_is_followed() {
     let new = set.wait_switched_from(primary);
     let read_back = |k: &str| set.node_cli(new, &["GET", k]);
     first_write_on(&a.ages, read_back, &ids[0], Instant::now()).await;
-    foreign_set(&set, new, &ids[1], "v2");
+    foreign_set(set, new, &ids[1], "v2");
     for instance in [&a, &b] {
         instance.reads(&ids[1], Some("v2")).await;
         instance.cached(&ids[1], "v2").await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_passwords_each_side_gets_its_own_and_a_failover_is_followed() {
+    let (data, sentinel) = ("data-secret", "sentinel-secret");
+    let set = SentinelSet::start_with_passwords(Some(data), Some(sentinel));
+    let mut config = set.config();
+    config.password = Some(warmcache::Secret::new(data));
+    config.sentinel_password = Some(warmcache::Secret::new(sentinel));
+    two_instances_follow_a_failover(&set, &config, "pw").await;
 
     // The wrong sentinel password: a bounded error that does not show it.
     let mut wrong = set.config();
@@ -380,30 +386,7 @@ async fn with_passwords_each_side_gets_its_own_and_a_failover_is_followed() {
 async fn over_tls_changes_reach_both_l1s_and_a_failover_is_followed() {
     let set = SentinelSet::start_tls();
     let config = set.config();
-    let (a, b) = (
-        Instance::start(&config).await,
-        Instance::start(&config).await,
-    );
-    let primary = set.primary();
-    let ids: Vec<String> = (0..3).map(|i| format!("tls{i}")).collect();
-    for id in &ids {
-        foreign_set(&set, primary, id, "v1");
-    }
-    for instance in [&a, &b] {
-        for id in &ids {
-            instance.cached(id, "v1").await;
-        }
-    }
-
-    set.failover();
-    let new = set.wait_switched_from(primary);
-    let read_back = |k: &str| set.node_cli(new, &["GET", k]);
-    first_write_on(&a.ages, read_back, &ids[0], Instant::now()).await;
-    foreign_set(&set, new, &ids[1], "v2");
-    for instance in [&a, &b] {
-        instance.reads(&ids[1], Some("v2")).await;
-        instance.cached(&ids[1], "v2").await;
-    }
+    two_instances_follow_a_failover(&set, &config, "tls").await;
 
     // Plain TCP to TLS-only sentinels: a bounded connection error.
     let mut plain = set.config();
@@ -447,4 +430,26 @@ async fn a_write_that_meets_readonly_finds_the_new_primary_unannounced() {
     foreign_set(&set, new, &ids[1], "v2");
     a.reads(&ids[1], Some("v2")).await;
     a.cached(&ids[1], "v2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_role_check_alone_finds_an_unannounced_new_primary() {
+    let set = SentinelSet::start();
+    let mut config = set.config();
+    config.sentinel_role_check = Duration::from_millis(200);
+    let a = Instance::start(&config).await;
+    let id = "role0";
+    foreign_set(&set, set.primary(), id, "v1");
+    a.cached(id, "v1").await;
+
+    // No write, no +switch-master, no client killed: only the periodic
+    // ROLE check can tell that the primary is now a replica.
+    let (old, new) = set.switch_unannounced();
+    eventually("no warmcache connection on the demoted primary", || async {
+        set.warmcache_clients(old).is_empty()
+    })
+    .await;
+    foreign_set(&set, new, id, "v2");
+    a.reads(id, Some("v2")).await;
+    a.cached(id, "v2").await;
 }
