@@ -155,7 +155,7 @@ fn not_modified(etag: HeaderValue) -> Response {
 
 /// The job now: `reasoning_job` (L1, then Redis), else BullMQ.
 async fn current(keyed: &KeyedCaches, id: &CacheId) -> Result<Option<Answer>, ApiError> {
-    if let Some(cached) = keyed.jobs.get(id.as_str()).await? {
+    if let Some(cached) = keyed.jobs.get_id(id).await? {
         let (tier, counter) = match cached.tier() {
             Tier::L1 => ("l1", &keyed.job_reads.record_l1),
             Tier::L2 | Tier::Loader => ("l2", &keyed.job_reads.record_l2),

@@ -16,7 +16,7 @@ const INLINE_LEN: usize = 38;
 /// bytes, `:` (key separator) or glob characters, so it can never reach
 /// another key or pattern.
 ///
-/// Hashes, compares and orders as the `str` it holds.
+/// Hashes, compares and orders as the bytes it holds (its `str`'s order).
 #[derive(Clone)]
 pub struct CacheId(Repr);
 
@@ -87,6 +87,15 @@ impl CacheId {
         Self(Repr::Inline { len, bytes })
     }
 
+    /// The id's bytes (ASCII): what L1 hashes and compares, with no UTF-8
+    /// check on the way (`as_str` makes one).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(id) => id.as_bytes(),
+        }
+    }
+
     /// The id.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -103,7 +112,7 @@ impl CacheId {
 
 impl PartialEq for CacheId {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -117,14 +126,14 @@ impl PartialOrd for CacheId {
 
 impl Ord for CacheId {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
-/// As the `str`'s hash: required by [`Borrow<str>`].
+/// As its bytes' hash: required by [`Borrow<[u8]>`].
 impl Hash for CacheId {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
+        self.as_bytes().hash(state);
     }
 }
 
@@ -134,11 +143,11 @@ impl fmt::Debug for CacheId {
     }
 }
 
-/// Hashes and compares as the `str` it holds, so moka finds an entry by a
-/// borrowed `&str`.
-impl Borrow<str> for CacheId {
-    fn borrow(&self) -> &str {
-        self.as_str()
+/// Hashes and compares as the bytes it holds, so moka finds an entry by a
+/// borrowed id's bytes (an id [`CacheId::check`] accepted), copying nothing.
+impl Borrow<[u8]> for CacheId {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -196,7 +205,7 @@ mod tests {
         for id in &ids {
             let parsed = CacheId::parse(id).expect("valid");
             assert_eq!(parsed.as_str(), id);
-            assert_eq!(hasher.hash_one(&parsed), hasher.hash_one(id.as_str()));
+            assert_eq!(hasher.hash_one(&parsed), hasher.hash_one(id.as_bytes()));
             assert_eq!(format!("{parsed:?}"), format!("CacheId({id:?})"));
             assert_eq!(parsed, CacheId::parse(id).expect("valid"));
         }

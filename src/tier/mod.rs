@@ -148,14 +148,25 @@ where
     /// A malformed id; Redis unreachable on an L1 miss; a corrupt value.
     pub async fn get(&self, id: &str) -> Result<Option<Cached<V>>, CacheError> {
         let id = CacheId::check(id)?;
-        if let Some(hit) = self.l1_get(id) {
+        if let Some(hit) = self.l1_get(id.as_bytes()) {
             return Ok(Some(hit));
         }
-        let id = CacheId::from_checked(id);
-        // Boxed: the fill's state machine is kilobytes, and inline it would
-        // make every `get` future (an L1 hit's too) that big to move around.
+        self.get_miss(&CacheId::from_checked(id)).await
+    }
+
+    /// [`TieredCache::get`] of an id the caller has already checked.
+    pub(crate) async fn get_id(&self, id: &CacheId) -> Result<Option<Cached<V>>, CacheError> {
+        if let Some(hit) = self.l1_get(id.as_bytes()) {
+            return Ok(Some(hit));
+        }
+        self.get_miss(id).await
+    }
+
+    async fn get_miss(&self, id: &CacheId) -> Result<Option<Cached<V>>, CacheError> {
+        // Boxed: inline, the fill's state would make every `get` future (an
+        // L1 hit's too) that much bigger to move around.
         Box::pin(self.fill(
-            &id,
+            id,
             None::<fn(CacheId) -> std::future::Ready<Result<V, CacheError>>>,
         ))
         .await
@@ -177,7 +188,7 @@ where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let id = CacheId::check(id)?;
-        if let Some(hit) = self.l1_get(id) {
+        if let Some(hit) = self.l1_get(id.as_bytes()) {
             return Ok(hit);
         }
         let id = CacheId::from_checked(id);
@@ -343,7 +354,8 @@ where
 
     /// A servable L1 entry. One that is not is dropped, so the caller's
     /// fill finds nothing in L1 and fills afresh instead of returning it.
-    fn l1_get(&self, id: &str) -> Option<Cached<V>> {
+    /// `id`: the bytes of an id [`CacheId::check`] accepted.
+    fn l1_get(&self, id: &[u8]) -> Option<Cached<V>> {
         let Some(entry) = self.inner.l1.get(id) else {
             self.inner.counters.l1_miss();
             return None;
