@@ -30,7 +30,9 @@
 # COUNT (10000), RECORDS (ages | jobs), BARE_FILL (preload: the bare server
 # loads every record at start, one after another into a fresh heap; miss:
 # it fills on misses from Redis during the same warm-up walk as warmcache,
-# so both caches' entries are allocated while serving).
+# so both caches' entries are allocated while serving), WALK_CONNECTIONS
+# (CONNECTIONS: the connections of the walk that fills the caches; 1 fills
+# them one id after another, so fills do not interleave their allocations).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -40,6 +42,7 @@ ROUNDS=${ROUNDS:-3}
 COUNT=${COUNT:-10000}
 RECORDS=${RECORDS:-ages}
 BARE_FILL=${BARE_FILL:-preload}
+WALK_CONNECTIONS=${WALK_CONNECTIONS:-${CONNECTIONS:-64}}
 case $RECORDS in
 ages) seed=seed_ages.js path=age-verification id=c cache=age_verification ;;
 jobs) seed=seed_jobs.js path=jobs id=j cache=reasoning_job ;;
@@ -118,7 +121,7 @@ l2_hits() {
 
 log "warm-up: walking all $COUNT ids, then $WARMUP of random ids, on each server"
 for base in "$warmcache" "$bare"; do
-    run_wrk "$base" 3s "$workdir/walk.lua" >/dev/null
+    CONNECTIONS=$WALK_CONNECTIONS run_wrk "$base" 4s "$workdir/walk.lua" >/dev/null
     run_wrk "$base" "$WARMUP" "$workdir/random.lua" >/dev/null
 done
 hits_before=$(l2_hits)
