@@ -357,4 +357,25 @@ mod tests {
         let size = std::mem::size_of_val(&cache.fill(&id, None::<NoLoader>));
         assert!(size <= 1024, "a fill's future is {size} bytes");
     }
+
+    #[tokio::test]
+    async fn get_id_reads_l1_like_get() {
+        let cache = TieredCache::<AgeVerification>::builder(AGE_VERIFICATION)
+            .build()
+            .expect("cache");
+        let loaded = cache
+            .get_or_load("c1", |id| async move {
+                serde_json::from_str::<AgeVerification>(&format!(
+                    r#"{{"customerId":"{id}","verified":true}}"#
+                ))
+            })
+            .await
+            .expect("loaded");
+        let id = CacheId::parse("c1").expect("id");
+        let hit = cache.get_id(&id).await.expect("read").expect("held");
+        assert_eq!(hit.tier(), Tier::L1);
+        assert_eq!(hit.json(), loaded.json());
+        let absent = CacheId::parse("c2").expect("id");
+        assert!(cache.get_id(&absent).await.expect("read").is_none());
+    }
 }

@@ -154,8 +154,12 @@ where
         self.get_miss(&CacheId::from_checked(id)).await
     }
 
-    /// [`TieredCache::get`] of an id the caller has already checked.
-    pub(crate) async fn get_id(&self, id: &CacheId) -> Result<Option<Cached<V>>, CacheError> {
+    /// [`TieredCache::get`] of an id already parsed ([`CacheId::parse`]):
+    /// not checked again.
+    ///
+    /// # Errors
+    /// Redis unreachable on an L1 miss; a corrupt value.
+    pub async fn get_id(&self, id: &CacheId) -> Result<Option<Cached<V>>, CacheError> {
         if let Some(hit) = self.l1_get(id.as_bytes()) {
             return Ok(Some(hit));
         }
