@@ -144,7 +144,7 @@ impl fmt::Debug for CacheId {
 }
 
 /// Hashes and compares as the bytes it holds, so moka finds an entry by a
-/// borrowed id's bytes (an id [`CacheId::check`] accepted), copying nothing.
+/// borrowed id's bytes (of an id [`CacheId::parse`] accepts), copying nothing.
 impl Borrow<[u8]> for CacheId {
     fn borrow(&self) -> &[u8] {
         self.as_bytes()

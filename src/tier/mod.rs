@@ -358,7 +358,7 @@ where
 
     /// A servable L1 entry. One that is not is dropped, so the caller's
     /// fill finds nothing in L1 and fills afresh instead of returning it.
-    /// `id`: the bytes of an id [`CacheId::check`] accepted.
+    /// `id`: the bytes of an id `CacheId::check` accepted.
     fn l1_get(&self, id: &[u8]) -> Option<Cached<V>> {
         let Some(entry) = self.inner.l1.get(id) else {
             self.inner.counters.l1_miss();
