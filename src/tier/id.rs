@@ -143,8 +143,9 @@ impl fmt::Debug for CacheId {
     }
 }
 
-/// Hashes and compares as the bytes it holds, so moka finds an entry by a
-/// borrowed id's bytes (of an id [`CacheId::parse`] accepts), copying nothing.
+/// Hashes and compares as the bytes it holds, so moka finds an entry by the
+/// bytes of a borrowed id (one that [`CacheId::parse`] accepts), copying
+/// nothing.
 impl Borrow<[u8]> for CacheId {
     fn borrow(&self) -> &[u8] {
         self.as_bytes()
