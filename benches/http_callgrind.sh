@@ -17,7 +17,9 @@
 # DURATION (20s), WARMUP (5s), CONNECTIONS (16), OUT (target/callgrind),
 # SERVERS ("bare warmcache"), BIN (the directory holding warmcache and
 # bare_age_server; default: build them and use the release target's),
-# CACHE_SIM (0; 1 = also simulate the caches and print misses/request).
+# CACHE_SIM (0; 1 = also simulate the caches and print misses/request),
+# LL (with CACHE_SIM: the simulated last level as SIZE,ASSOC,LINE; e.g.
+# 1048576,16,64 models a 1 MiB L2, so DLmr counts what goes past it).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -95,6 +97,7 @@ for name in $SERVERS; do
     rm -f "$file"
     grind=(valgrind --tool=callgrind --callgrind-out-file="$file" --dump-instr=no)
     [[ $CACHE_SIM == 0 ]] || grind+=(--cache-sim=yes)
+    [[ $CACHE_SIM == 0 || -z ${LL:-} ]] || grind+=(--LL="$LL")
     if [[ $name == bare ]]; then
         BARE_RECORDS=$RECORDS REDIS_PORT=$redis_port BARE_LISTEN=127.0.0.1:0 \
             "${grind[@]}" "$BIN/bare_age_server" 2>"$workdir/$name.log" &

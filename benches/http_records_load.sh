@@ -124,6 +124,8 @@ for base in "$warmcache" "$bare"; do
     CONNECTIONS=$WALK_CONNECTIONS run_wrk "$base" 4s "$workdir/walk.lua" >/dev/null
     run_wrk "$base" "$WARMUP" "$workdir/random.lua" >/dev/null
 done
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+log "resident memory after the warm-up: bare $(rss_kib "$bare_pid") KiB, warmcache $(rss_kib "$warmcache_pid") KiB"
 hits_before=$(l2_hits)
 [[ $hits_before == "$COUNT" ]] || die "expected $COUNT Redis reads to fill L1, saw $hits_before"
 
