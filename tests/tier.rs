@@ -338,3 +338,101 @@ async fn a_write_redis_refuses_fails_and_leaves_l1_unchanged() {
     assert_eq!(still.tier(), Tier::L1);
     assert_eq!(*still.value(), old, "L1 keeps the value Redis has");
 }
+
+/// A cache of age verifications on `server` that keeps the JSON alone in
+/// L1 (as the reference service's caches do), with an L1 budget.
+fn json_only(
+    server: &RedisServer,
+    l1_max_bytes: u64,
+    keeps_decoded: bool,
+) -> TieredCache<AgeVerification> {
+    let redis = RedisHandle::connect_lazy(&server.config()).expect("valid settings");
+    TieredCache::builder(AGE_VERIFICATION)
+        .redis(redis)
+        .l1_max_bytes(l1_max_bytes)
+        .l1_keeps_decoded(keeps_decoded)
+        .build()
+        .expect("valid cache")
+}
+
+#[tokio::test]
+async fn a_cache_that_keeps_the_json_alone_still_checks_it_and_decodes_it_on_use() {
+    let server = RedisServer::start();
+    let ages = json_only(&server, 32 << 20, false);
+    let mut foreign = server.foreign().await;
+    let stored = r#"{"customerId":"c1","verified":true,"verifiedAt":"2025-11-26T00:00:00.000Z","source":{"store":"s1"}}"#;
+    let () = foreign
+        .set_ex("age_verification:c1", stored, 3600)
+        .await
+        .expect("setex");
+    let () = foreign
+        .set_ex("age_verification:c2", r#"{"customerId":"c2"}"#, 3600)
+        .await
+        .expect("setex");
+
+    for tier in [Tier::L2, Tier::L1] {
+        let hit = ages.get("c1").await.expect("reads").expect("found");
+        assert_eq!(hit.tier(), tier);
+        assert_eq!(
+            hit.json().as_ref(),
+            stored.as_bytes(),
+            "the bytes as stored"
+        );
+        assert_eq!(hit.customer_id, "c1");
+        assert!(hit.verified);
+        assert_eq!(
+            hit.verified_at.as_ref().map(RecordTime::unix_ms),
+            Some(1_764_115_200_000)
+        );
+        assert!(
+            hit.other.get("source").is_some(),
+            "unknown fields kept: {:?}",
+            hit.other
+        );
+    }
+    // The check at fill stays: a record without `verified` is corrupt.
+    assert!(matches!(
+        ages.get("c2").await,
+        Err(CacheError::Corrupt { .. })
+    ));
+    assert_eq!(ages.stats().corrupt_values, 1);
+
+    // A write keeps the JSON alone too, and reads back the value written.
+    ages.insert("c3", verification("c3")).await.expect("insert");
+    let hit = ages.get("c3").await.expect("reads").expect("found");
+    assert_eq!(hit.tier(), Tier::L1);
+    assert_eq!(*hit.value(), verification("c3"));
+}
+
+#[tokio::test]
+async fn an_entry_that_keeps_the_json_alone_weighs_it_once() {
+    let server = RedisServer::start();
+    let mut foreign = server.foreign().await;
+    let padding = "x".repeat(2_000);
+    let stored = format!(r#"{{"customerId":"c1","verified":true,"note":"{padding}"}}"#);
+    let () = foreign
+        .set_ex("age_verification:c1", &stored, 3600)
+        .await
+        .expect("setex");
+    // An entry may weigh 1/64 of the budget: here, its JSON one and a half
+    // times (with the key, the ETag and the fixed overhead). Decoded and
+    // kept, it weighs its JSON twice and is too heavy; as JSON alone, once.
+    let share = (stored.len() * 3 / 2 + 2 + 24 + 96) as u64;
+    for (keeps_decoded, second_read, oversize) in [(true, Tier::L2, 3), (false, Tier::L1, 0)] {
+        let ages = json_only(&server, 64 * share, keeps_decoded);
+        for _ in 0..2 {
+            ages.get("c1").await.expect("reads").expect("found");
+        }
+        let hit = ages.get("c1").await.expect("reads").expect("found");
+        assert_eq!(hit.tier(), second_read, "keeps_decoded {keeps_decoded}");
+        assert_eq!(
+            hit.other.get("note").and_then(|v| v.as_str()),
+            Some(padding.as_str())
+        );
+        assert_eq!(
+            ages.stats().l1_oversize,
+            oversize,
+            "keeps_decoded {keeps_decoded}"
+        );
+    }
+}

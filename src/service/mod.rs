@@ -85,7 +85,11 @@ pub struct KeyedCaches {
 }
 
 impl KeyedCaches {
-    /// The three caches on one Redis server, with the given L1 limits.
+    /// The three caches on one Redis server, with the given L1 limits. Their
+    /// reads serve the stored JSON as it is, so L1 keeps the JSON alone
+    /// ([`TieredCacheBuilder::l1_keeps_decoded`]).
+    ///
+    /// [`TieredCacheBuilder::l1_keeps_decoded`]: crate::tier::TieredCacheBuilder::l1_keeps_decoded
     ///
     /// # Errors
     /// Invalid L1 settings.
@@ -97,16 +101,19 @@ impl KeyedCaches {
     ) -> Result<Self, ConfigError> {
         Ok(Self {
             ages: TieredCache::builder(AGE_VERIFICATION)
+                .l1_keeps_decoded(false)
                 .redis(redis.clone())
                 .l1_max_bytes(l1_max_bytes)
                 .l1_ttl(l1_ttl)
                 .build()?,
             profiles: TieredCache::builder(CUSTOMER_PROFILE)
+                .l1_keeps_decoded(false)
                 .redis(redis.clone())
                 .l1_max_bytes(l1_max_bytes)
                 .l1_ttl(l1_ttl)
                 .build()?,
             jobs: TieredCache::builder(REASONING_JOB)
+                .l1_keeps_decoded(false)
                 .redis(redis.clone())
                 .l1_max_bytes(l1_max_bytes)
                 .l1_ttl(l1_ttl)

@@ -27,10 +27,17 @@ pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
 /// (`warmcache_l1_oversize_total`).
 pub(super) const L1_ENTRY_SHARE: u64 = 64;
 
-/// What an entry costs L1: its JSON twice (once as text, once decoded),
-/// its ETag, its key, and a fixed overhead.
+/// What an entry costs L1: its JSON (twice when it keeps the decoded value
+/// too: once as text, once decoded), its ETag, its key, and a fixed
+/// overhead. Weighed when stored: a value decoded later, on first use,
+/// adds to the memory, not to the weight.
 pub(super) fn weight<V>(id: &CacheId, entry: &L1Entry<V>) -> u64 {
-    (id.as_str().len() + 2 * entry.json.len() + entry.etag.len() + 96) as u64
+    let decoded = if entry.value.get().is_some() {
+        entry.json.len()
+    } else {
+        0
+    };
+    (id.as_str().len() + entry.json.len() + decoded + entry.etag.len() + 96) as u64
 }
 
 /// Builds a [`TieredCache`]. See [`TieredCache::builder`].
@@ -39,6 +46,7 @@ pub struct TieredCacheBuilder<V> {
     keyspace: Keyspace,
     l1_max_bytes: u64,
     l1_ttl: Duration,
+    keeps_decoded: bool,
     redis: Option<RedisHandle>,
     _value: PhantomData<fn() -> V>,
 }
@@ -52,13 +60,16 @@ where
             keyspace,
             l1_max_bytes: DEFAULT_L1_MAX_BYTES,
             l1_ttl: DEFAULT_L1_TTL,
+            keeps_decoded: true,
             redis: None,
             _value: PhantomData,
         }
     }
 
     /// L1 budget in bytes (default 32 MiB). An entry weighs its JSON twice
-    /// (once as text, once decoded) plus its key; 0 keeps nothing in L1.
+    /// (once as text, once decoded; once with
+    /// [`l1_keeps_decoded(false)`](Self::l1_keeps_decoded)) plus its key;
+    /// 0 keeps nothing in L1.
     /// An entry heavier than 1/64 of the budget is served but not kept.
     pub fn l1_max_bytes(mut self, bytes: u64) -> Self {
         self.l1_max_bytes = bytes;
@@ -69,6 +80,22 @@ where
     /// never outlives the remaining TTL of its Redis key.
     pub fn l1_ttl(mut self, l1_ttl: Duration) -> Self {
         self.l1_ttl = l1_ttl;
+        self
+    }
+
+    /// Whether an L1 entry keeps its decoded value (default `true`: decoded
+    /// once per fill, and kept). With `false` a fill from Redis still
+    /// decodes the value, to check it (a corrupt value is never served),
+    /// then L1 keeps the JSON alone, and so do writes; [`Cached::value`]
+    /// decodes it on first use and keeps it from then on. For a cache whose
+    /// reads serve the JSON as it is, as the reference service's do, this
+    /// saves most of an entry's memory (10,000 Node-written age
+    /// verifications: 0.58 KiB resident per entry against 1.96 KiB), and an
+    /// entry weighs its JSON once rather than twice.
+    ///
+    /// [`Cached::value`]: super::Cached::value
+    pub fn l1_keeps_decoded(mut self, keep: bool) -> Self {
+        self.keeps_decoded = keep;
         self
     }
 
@@ -124,6 +151,7 @@ where
             prefix: format!("{name}:"),
             l1_ttl,
             l1_max_entry_weight: self.l1_max_bytes / L1_ENTRY_SHARE,
+            keeps_decoded: self.keeps_decoded,
             l1,
             in_flight: InFlight::new(),
             redis: self.redis,

@@ -1,12 +1,13 @@
 //! What L1 holds and what a read returns: [`Cached`], a handle on one L1
-//! entry ([`Stored`]: the decoded value, the stored JSON and its ETag in one
-//! allocation), and [`Tier`], which tier answered.
+//! entry ([`Stored`]: the stored JSON, its ETag and the decoded value, or a
+//! place for it, in one allocation), and [`Tier`], which tier answered.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderValue;
+use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 /// Which tier answered.
@@ -31,9 +32,15 @@ pub struct Cached<V> {
 }
 
 impl<V> Cached<V> {
-    /// The decoded value.
-    pub fn value(&self) -> &V {
-        &self.entry.value
+    /// The decoded value. An entry that keeps its JSON alone (a cache
+    /// built with
+    /// [`l1_keeps_decoded(false)`](super::TieredCacheBuilder::l1_keeps_decoded))
+    /// decodes it on the first call, and keeps it from then on.
+    pub fn value(&self) -> &V
+    where
+        V: DeserializeOwned,
+    {
+        self.entry.value()
     }
 
     /// The JSON text, exactly as stored in Redis. Cloning it copies no data.
@@ -54,7 +61,7 @@ impl<V> Cached<V> {
 }
 
 /// The decoded value, as [`Cached::value`].
-impl<V> std::ops::Deref for Cached<V> {
+impl<V: DeserializeOwned> std::ops::Deref for Cached<V> {
     type Target = V;
 
     fn deref(&self) -> &V {
@@ -74,7 +81,8 @@ impl<V> Clone for Cached<V> {
 impl<V: std::fmt::Debug> std::fmt::Debug for Cached<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cached")
-            .field("value", self.value())
+            // Not decoded here when the entry keeps its JSON alone.
+            .field("value", &self.entry.value.get())
             .field("json", self.json())
             .field("etag", self.etag())
             .field("tier", &self.tier)
@@ -111,7 +119,21 @@ pub(super) struct Stored<V> {
     pub(super) fetched_at: Instant,
     /// The tier it was filled from.
     pub(super) origin: Tier,
-    pub(super) value: V,
+    /// The decoded value; empty until first asked for when the cache keeps
+    /// the JSON alone.
+    pub(super) value: OnceLock<V>,
+}
+
+impl<V: DeserializeOwned> Stored<V> {
+    /// The decoded value, decoded now if the entry was kept without it.
+    pub(super) fn value(&self) -> &V {
+        self.value.get_or_init(|| {
+            // Every entry's JSON decoded into `V` before it was stored (a
+            // value that does not is corrupt and never kept), and decoding
+            // the same bytes again gives the same result.
+            serde_json::from_slice(&self.json).expect("L1 keeps only JSON that decoded when filled")
+        })
+    }
 }
 
 impl<V> Stored<V> {

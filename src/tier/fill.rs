@@ -173,7 +173,7 @@ where
         let json = encode(&value).map_err(NoEntry::Failed)?;
         let (json, etag) = tagged(&json);
         let entry = Arc::new(Stored {
-            value,
+            value: self.decoded(value),
             etag,
             json,
             expires_at: self.l1_deadline(None),
@@ -293,7 +293,7 @@ where
                 let expires_at = self.l1_deadline(ttl);
                 let (json, etag) = tagged(&json);
                 Ok(Some(Arc::new(Stored {
-                    value,
+                    value: self.decoded(value),
                     etag,
                     json,
                     expires_at,

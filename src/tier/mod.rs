@@ -89,6 +89,9 @@ struct Inner<V> {
     /// Heaviest entry L1 keeps ([`builder::L1_ENTRY_SHARE`] of the budget);
     /// heavier values are served but not kept.
     l1_max_entry_weight: u64,
+    /// Whether entries keep their decoded value
+    /// ([`TieredCacheBuilder::l1_keeps_decoded`]).
+    keeps_decoded: bool,
     /// moka's synchronous cache, bounded by bytes: a hit is a plain call.
     l1: moka::sync::Cache<CacheId, L1Entry<V>>,
     /// The fills in flight, which concurrent misses of one id share.
@@ -238,7 +241,7 @@ where
         let now = Instant::now();
         let (json, etag) = tagged(&json);
         let entry = Arc::new(Stored {
-            value,
+            value: self.decoded(value),
             etag,
             json,
             expires_at: self.l1_deadline(None),
@@ -391,6 +394,16 @@ where
                 .hub
                 .as_ref()
                 .is_none_or(|hub| hub.l1_trusted(now))
+    }
+
+    /// What an entry keeps of `value`: the value, or (a cache that keeps
+    /// the JSON alone) a place it is decoded into on first use.
+    fn decoded(&self, value: V) -> std::sync::OnceLock<V> {
+        if self.inner.keeps_decoded {
+            std::sync::OnceLock::from(value)
+        } else {
+            std::sync::OnceLock::new()
+        }
     }
 
     /// Whether the invalidation lease (if any) runs now.

@@ -80,7 +80,7 @@ pub fn sent_and_failed(e: &L2Error) -> bool {
 }
 
 /// The value of a hit, with the tier that answered.
-pub fn hit<V: Clone + Debug>(
+pub fn hit<V: Clone + Debug + serde::de::DeserializeOwned>(
     what: &str,
     result: Result<Option<Cached<V>>, CacheError>,
 ) -> (V, Tier) {
