@@ -91,7 +91,10 @@ where
     /// reads serve the JSON as it is, as the reference service's do, this
     /// saves most of an entry's memory (10,000 Node-written age
     /// verifications: 0.58 KiB resident per entry against 1.96 KiB), and an
-    /// entry weighs its JSON once rather than twice.
+    /// entry weighs its JSON once rather than twice. `V`'s `Deserialize`
+    /// must give the same answer for the same bytes every time (serde's
+    /// derived impls do): the second decode cannot fail where the first
+    /// succeeded.
     ///
     /// [`Cached::value`]: super::Cached::value
     pub fn l1_keeps_decoded(mut self, keep: bool) -> Self {
