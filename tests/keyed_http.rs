@@ -9,8 +9,9 @@ use axum::http::{Method, StatusCode};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use support::RedisServer;
-use support::keyed::{router, send};
-use warmcache::service::{AppState, app};
+use support::keyed::{fits_only_as_json, router, router_with, send};
+use warmcache::RedisHandle;
+use warmcache::service::{AppState, KeyedCaches, app};
 use warmcache::{Mode, SnapshotCache};
 
 fn age(customer: &str) -> Value {
@@ -299,4 +300,27 @@ async fn without_keyed_caches_the_routes_say_so() {
         (answer.status, answer.error_code().as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "keyed_caches_off")
     );
+}
+
+/// The service's caches keep the JSON alone in L1: a record that fits the
+/// budget only when weighed once is an L1 hit on the second read.
+#[tokio::test]
+async fn the_services_caches_weigh_a_record_by_its_json_alone() {
+    let server = RedisServer::start();
+    let (stored, budget) = fits_only_as_json("c1");
+    let mut foreign = server.foreign().await;
+    let () = foreign
+        .set_ex("age_verification:c1", &stored, 3600)
+        .await
+        .expect("setex");
+    let redis = RedisHandle::connect_lazy(&server.config()).expect("valid settings");
+    let keyed = KeyedCaches::new(&redis, budget, Duration::from_secs(60), false).expect("valid");
+    let router = router_with(keyed);
+
+    for tier in ["l2", "l1"] {
+        let answer = send(&router, Method::GET, "/age-verification/c1", None).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.tier.as_deref(), Some(tier));
+        assert_eq!(answer.body, stored.as_bytes(), "the bytes as stored");
+    }
 }

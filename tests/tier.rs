@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use support::RedisServer;
+use support::keyed::fits_only_as_json;
 use tokio::task::JoinSet;
 use warmcache::records::{
     AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, JobStatus, Keyspace, OtherFields,
@@ -339,9 +340,10 @@ async fn a_write_redis_refuses_fails_and_leaves_l1_unchanged() {
     assert_eq!(*still.value(), old, "L1 keeps the value Redis has");
 }
 
-/// A cache of age verifications on `server` that keeps the JSON alone in
-/// L1 (as the reference service's caches do), with an L1 budget.
-fn json_only(
+/// A cache of age verifications on `server` with an L1 budget, keeping
+/// the decoded value in L1 or (as the reference service's caches do) the
+/// JSON alone.
+fn ages_cache(
     server: &RedisServer,
     l1_max_bytes: u64,
     keeps_decoded: bool,
@@ -358,7 +360,7 @@ fn json_only(
 #[tokio::test]
 async fn a_cache_that_keeps_the_json_alone_still_checks_it_and_decodes_it_on_use() {
     let server = RedisServer::start();
-    let ages = json_only(&server, 32 << 20, false);
+    let ages = ages_cache(&server, 32 << 20, false);
     let mut foreign = server.foreign().await;
     let stored = r#"{"customerId":"c1","verified":true,"verifiedAt":"2025-11-26T00:00:00.000Z","source":{"store":"s1"}}"#;
     let () = foreign
@@ -408,27 +410,20 @@ async fn a_cache_that_keeps_the_json_alone_still_checks_it_and_decodes_it_on_use
 async fn an_entry_that_keeps_the_json_alone_weighs_it_once() {
     let server = RedisServer::start();
     let mut foreign = server.foreign().await;
-    let padding = "x".repeat(2_000);
-    let stored = format!(r#"{{"customerId":"c1","verified":true,"note":"{padding}"}}"#);
+    let (stored, budget) = fits_only_as_json("c1");
     let () = foreign
         .set_ex("age_verification:c1", &stored, 3600)
         .await
         .expect("setex");
-    // An entry may weigh 1/64 of the budget: here, its JSON one and a half
-    // times (with the key, the ETag and the fixed overhead). Decoded and
-    // kept, it weighs its JSON twice and is too heavy; as JSON alone, once.
-    let share = (stored.len() * 3 / 2 + 2 + 24 + 96) as u64;
     for (keeps_decoded, second_read, oversize) in [(true, Tier::L2, 3), (false, Tier::L1, 0)] {
-        let ages = json_only(&server, 64 * share, keeps_decoded);
+        let ages = ages_cache(&server, budget, keeps_decoded);
         for _ in 0..2 {
             ages.get("c1").await.expect("reads").expect("found");
         }
         let hit = ages.get("c1").await.expect("reads").expect("found");
         assert_eq!(hit.tier(), second_read, "keeps_decoded {keeps_decoded}");
-        assert_eq!(
-            hit.other.get("note").and_then(|v| v.as_str()),
-            Some(padding.as_str())
-        );
+        assert_eq!(hit.json().as_ref(), stored.as_bytes());
+        assert!(hit.other.get("note").is_some(), "the unknown field read");
         assert_eq!(
             ages.stats().l1_oversize,
             oversize,

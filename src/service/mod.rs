@@ -41,7 +41,8 @@ use crate::bullmq::{BullmqJobs, FollowerOptions};
 use crate::l2::{L2Error, RedisHandle, RedisSetupError};
 use crate::metrics::JobReadMetrics;
 use crate::records::{
-    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, REASONING_JOB, ReasoningJob, TimeFormat,
+    AGE_VERIFICATION, AgeVerification, CUSTOMER_PROFILE, Keyspace, REASONING_JOB, ReasoningJob,
+    TimeFormat,
 };
 use crate::refresher::{Refresher, RefresherBuilder};
 use crate::settings::{ConfigError, vars};
@@ -84,6 +85,25 @@ pub struct KeyedCaches {
     pub time_format: TimeFormat,
 }
 
+/// One of the keyed caches: its reads serve the stored JSON as it is, so
+/// L1 keeps the JSON alone.
+fn served_as_stored<V>(
+    keyspace: Keyspace,
+    redis: &RedisHandle,
+    l1_max_bytes: u64,
+    l1_ttl: Duration,
+) -> Result<TieredCache<V>, ConfigError>
+where
+    V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    TieredCache::builder(keyspace)
+        .l1_keeps_decoded(false)
+        .redis(redis.clone())
+        .l1_max_bytes(l1_max_bytes)
+        .l1_ttl(l1_ttl)
+        .build()
+}
+
 impl KeyedCaches {
     /// The three caches on one Redis server, with the given L1 limits. Their
     /// reads serve the stored JSON as it is, so L1 keeps the JSON alone
@@ -100,24 +120,9 @@ impl KeyedCaches {
         mock_profiles: bool,
     ) -> Result<Self, ConfigError> {
         Ok(Self {
-            ages: TieredCache::builder(AGE_VERIFICATION)
-                .l1_keeps_decoded(false)
-                .redis(redis.clone())
-                .l1_max_bytes(l1_max_bytes)
-                .l1_ttl(l1_ttl)
-                .build()?,
-            profiles: TieredCache::builder(CUSTOMER_PROFILE)
-                .l1_keeps_decoded(false)
-                .redis(redis.clone())
-                .l1_max_bytes(l1_max_bytes)
-                .l1_ttl(l1_ttl)
-                .build()?,
-            jobs: TieredCache::builder(REASONING_JOB)
-                .l1_keeps_decoded(false)
-                .redis(redis.clone())
-                .l1_max_bytes(l1_max_bytes)
-                .l1_ttl(l1_ttl)
-                .build()?,
+            ages: served_as_stored(AGE_VERIFICATION, redis, l1_max_bytes, l1_ttl)?,
+            profiles: served_as_stored(CUSTOMER_PROFILE, redis, l1_max_bytes, l1_ttl)?,
+            jobs: served_as_stored(REASONING_JOB, redis, l1_max_bytes, l1_ttl)?,
             mock_profiles,
             bullmq: None,
             job_reads: Arc::new(JobReadMetrics::register()),

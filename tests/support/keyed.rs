@@ -25,6 +25,18 @@ pub fn keyed_caches_on(config: &RedisConfig, mock_profiles: bool) -> KeyedCaches
     KeyedCaches::new(&redis, 1 << 20, Duration::from_secs(60), mock_profiles).expect("valid caches")
 }
 
+/// An age verification of `customer` whose L1 entry weighs too much for
+/// a cache with the returned budget if it keeps the decoded value (its
+/// JSON twice), and fits if L1 keeps the JSON alone (once): an entry may
+/// weigh 1/64 of the budget, here its JSON one and a half times, with the
+/// key, the ETag and the fixed overhead.
+pub fn fits_only_as_json(customer: &str) -> (String, u64) {
+    let note = "x".repeat(2_000);
+    let json = format!(r#"{{"customerId":"{customer}","verified":true,"note":"{note}"}}"#);
+    let share = json.len() * 3 / 2 + customer.len() + 24 + 96;
+    (json, 64 * share as u64)
+}
+
 /// The service's router over `keyed`.
 pub fn router_with(keyed: KeyedCaches) -> Router {
     app(AppState {
